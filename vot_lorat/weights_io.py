@@ -1,0 +1,71 @@
+"""Reading and writing weight files whatever their extension says (the 2024 LoRAT ``model.bin`` is safetensors)."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from typing import Dict, Optional, Tuple
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+class WeightFileError(ValueError):
+    """A weight file is missing, unreadable or does not fit the model; the message names the fix."""
+
+
+def is_safetensors(path: str) -> bool:
+    """True when the file starts with a safetensors header (8-byte length, then a JSON object)."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < length < os.path.getsize(path)
+
+
+def safetensors_metadata(path: str) -> Dict[str, str]:
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    return header.get("__metadata__", {}) or {}
+
+
+def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Load a state dict from safetensors (any extension) or a torch pickle, on the CPU."""
+    if not os.path.isfile(path):
+        raise WeightFileError(f"weight file not found: {path}")
+    try:
+        if is_safetensors(path):
+            return load_file(path, device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, truncated download, pickle with code...
+        raise WeightFileError(f"cannot read weight file {path}: {exc}. Is it a complete .pth/.bin/.safetensors "
+                              f"download?") from exc
+    if not isinstance(state, dict):
+        raise WeightFileError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def read_with_metadata(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    state = read_state_dict(path)
+    meta = safetensors_metadata(path) if is_safetensors(path) else {}
+    return state, meta
+
+
+def atomic_save_safetensors(state: Dict[str, torch.Tensor], path: str,
+                            metadata: Optional[Dict[str, str]] = None) -> None:
+    """Write safetensors through a temporary file and a rename, so a crash never leaves half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
