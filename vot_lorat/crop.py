@@ -102,11 +102,11 @@ def crop_image(image: torch.Tensor, params: CropParams, out_size: Tuple[int, int
     return out, win.params
 
 
-def normalize(crop: torch.Tensor) -> torch.Tensor:
-    """0..255 crop -> ImageNet-normalised network input."""
+def normalize(crop: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
+    """0..max_value crop -> ImageNet-normalised network input."""
     mean = torch.tensor(IMAGENET_MEAN, device=crop.device, dtype=crop.dtype).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=crop.device, dtype=crop.dtype).view(3, 1, 1)
-    return (crop / 255.0 - mean) / std
+    return (crop / max_value - mean) / std
 
 
 def image_mean(image: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,128 @@
+"""``python -m training {train,evaluate,check-data} ...``: the command line over training/."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from vot_lorat.config import list_variants
+
+from .config import DataSource, TrainConfig, config_from_dict, load_yaml
+
+# CLI flag -> TrainConfig field, for the options that override the paper defaults
+_TRAIN_FLAGS = {
+    "variant": str, "backbone": str, "output_dir": str, "epochs": int, "samples_per_epoch": int, "batch_size": int,
+    "accum_steps": int, "lr": float, "weight_decay": float, "warmup_epochs": float, "min_lr": float,
+    "grad_clip": float, "precision": str, "lora_rank": int, "lora_alpha": float, "lora_dropout": float,
+    "layer_scale_init": float, "seed": int, "device": str, "workers": int, "threads": int,
+    "checkpoint_interval": int, "checkpoint_every_steps": int, "keep_checkpoints": int, "log_every": int,
+    "max_gap": int, "eval_sequences": int,
+}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a LoRAT", description=(
+        "Train a LoRAT. Defaults are the paper's recipe (170 epochs x 131072 samples, batch 128, AdamW 1e-4, "
+        "wd 0.1, 2 warmup epochs + cosine, fp16 AMP on GPU). Multi-GPU / multi-node: launch with torchrun."))
+    p.add_argument("--config", help="YAML file of TrainConfig fields; flags given here override it")
+    p.add_argument("--variant", help=f"one of {', '.join(list_variants())}")
+    p.add_argument("--backbone", help="DINOv2 weights (Meta .pth or timm .safetensors)")
+    p.add_argument("--data", action="append", metavar="KIND[:PATH][@W][,k=v]",
+                   help="training dataset, repeatable: lasot:/d/LaSOT  got10k:/d/GOT-10k,split=vot_train  "
+                        "trackingnet:/d/TrackingNet  coco:/d/COCO  custom:/d/mine  synthetic")
+    p.add_argument("--eval-data", action="append", metavar="KIND[:PATH][,k=v]",
+                   help="datasets for the one-pass evaluation at the end (e.g. lasot:/d/LaSOT,split=test)")
+    p.add_argument("--output", dest="output_dir", help="run folder (checkpoints, log.jsonl, eval/)")
+    for flag, kind in _TRAIN_FLAGS.items():
+        if flag in ("variant", "backbone", "output_dir"):
+            continue
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind)
+    p.add_argument("--full-finetune", action="store_true", default=None,
+                   help="train every weight without LoRA (for a ViT without pretrained weights)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--scale-jitter", type=float)
+    p.add_argument("--translation-jitter", type=float)
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation after the last epoch")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
+    p.add_argument("--stop-after", type=int, help="stop after N optimiser steps of this invocation")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="one-pass evaluation of a checkpoint on sequence datasets")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--backbone")
+    p.add_argument("--weights", required=True, help="LoRAT checkpoint (model.bin / model.safetensors)")
+    p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]")
+    p.add_argument("--output", required=True, help="folder for the pytracking result files and metrics")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--max-sequences", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    data: Dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for flag in _TRAIN_FLAGS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            data[flag] = value
+    for flag in ("full_finetune", "compile"):
+        if getattr(args, flag):
+            data[flag] = True
+    if args.data:
+        data["data"] = args.data
+    if args.eval_data:
+        data["eval_data"] = args.eval_data
+    if args.no_eval:
+        data["evaluate_at_end"] = False
+    jitter = dict(data.get("jitter", {}))
+    if args.scale_jitter is not None:
+        jitter["scale"] = args.scale_jitter
+    if args.translation_jitter is not None:
+        jitter["translation"] = args.translation_jitter
+    if jitter:
+        data["jitter"] = jitter
+    return config_from_dict(data)
+
+
+def _run_evaluate(args) -> int:
+    from vot_lorat import load_model
+
+    from .data.registry import build_dataset
+    from .evaluate import evaluate, format_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.variant, args.backbone, args.weights, device=args.device)
+    datasets = [build_dataset(DataSource.parse(d)) for d in args.data]
+    report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences)
+    print(format_report(report))
+    with open(os.path.join(args.output, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "train":
+            from .trainer import train
+
+            cfg = train_config_from_args(args)
+            train(cfg, resume=args.resume, stop_after=args.stop_after)
+            return 0
+        return _run_evaluate(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
