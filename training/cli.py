@@ -16,7 +16,8 @@ from .config import DataSource, TrainConfig, config_from_dict, load_yaml
 
 # CLI flag -> TrainConfig field, for the options that override the paper defaults
 _TRAIN_FLAGS = {
-    "variant": str, "backbone": str, "output_dir": str, "epochs": int, "samples_per_epoch": int, "batch_size": int,
+    "variant": str, "backbone": str, "init_weights": str, "output_dir": str, "epochs": int,
+    "samples_per_epoch": int, "batch_size": int,
     "accum_steps": int, "lr": float, "weight_decay": float, "warmup_epochs": float, "min_lr": float,
     "grad_clip": float, "precision": str, "lora_rank": int, "lora_alpha": float, "lora_dropout": float,
     "layer_scale_init": float, "seed": int, "device": str, "workers": int, "threads": int,
@@ -41,6 +42,9 @@ def _add_train(sub) -> None:
     for flag, kind in _TRAIN_FLAGS.items():
         if flag in ("variant", "backbone", "output_dir"):
             continue
+        if flag == "init_weights":
+            p.add_argument("--init-weights", dest=flag, help="LoRAT checkpoint to fine-tune from")
+            continue
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind)
     p.add_argument("--full-finetune", action="store_true", default=None,
                    help="train every weight without LoRA (for a ViT without pretrained weights)")
@@ -63,6 +67,21 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--max-sequences", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser("check-data", help="validate a dataset tree and report its problems", description=(
+        "Validate a dataset tree: bad annotation lines, frame / annotation count mismatches, missing frames, "
+        "empty boxes not marked absent, boxes outside the image, unreadable images (--images). Exit status: "
+        "0 clean, 1 problems found, 2 usage error."))
+    p.add_argument("kind", help="lasot, got10k, trackingnet, coco or custom")
+    p.add_argument("path", help="the dataset folder")
+    p.add_argument("--split", help="the reader's split (default: the reader's default)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader option, repeatable: split_file=PATH (got10k), chunks=0-3 (trackingnet)")
+    p.add_argument("--images", action="store_true",
+                   help="decode every frame (slow); otherwise only each sequence's first frame size is read")
+    p.add_argument("--max-lines", type=int, default=10, help="problems printed per sequence (default 10)")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -107,11 +126,26 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _run_check(args) -> int:
+    from .data.check import run_check
+
+    options = {}
+    for option in args.option:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option {option!r}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    if args.split:
+        options["split"] = args.split
+    return run_check(DataSource(args.kind.lower(), args.path, 1.0, options), args.images, args.max_lines)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
+    _add_check(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -121,6 +155,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             cfg = train_config_from_args(args)
             train(cfg, resume=args.resume, stop_after=args.stop_after)
             return 0
+        if args.command == "check-data":
+            return _run_check(args)
         return _run_evaluate(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -43,6 +43,7 @@ class DataSource:
 class TrainConfig:
     variant: str = "B-224"
     backbone: Optional[str] = None  # DINOv2 weights; None trains the ViT from random weights
+    init_weights: Optional[str] = None  # a LoRAT checkpoint to fine-tune from (any layout load_model reads)
     data: List[DataSource] = field(default_factory=list)
     eval_data: List[DataSource] = field(default_factory=list)
     output_dir: str = "runs/lorat"

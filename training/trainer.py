@@ -121,7 +121,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
     schedule = WarmupCosine(cfg.lr, total_steps, round(cfg.warmup_epochs * steps_per_epoch), cfg.min_lr,
                             cfg.warmup_lr)
 
-    model = build_training_model(cfg).to(proc.device)
+    model = build_training_model(cfg)
+    if cfg.init_weights:
+        restore_weights(model, cfg.init_weights)
+    model = model.to(proc.device)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     ckpt_root = os.path.join(cfg.output_dir, "checkpoints")
     start_step = 0
@@ -143,8 +146,9 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
     net: torch.nn.Module = model
     if proc.world > 1:
         net = DistributedDataParallel(model, device_ids=[proc.device.index] if proc.device.type == "cuda" else None,
-                                      find_unused_parameters=False, gradient_as_bucket_view=True, static_graph=True,
-                                      bucket_cap_mb=100)
+                                      find_unused_parameters=False, gradient_as_bucket_view=True,
+                                      # the reference's static graph; DDP cannot combine it with no_sync()
+                                      static_graph=cfg.accum_steps == 1, bucket_cap_mb=100)
     forward = torch.compile(net) if cfg.compile else net
 
     mc = model.config

@@ -1,11 +1,17 @@
 """Dataset kinds by name: ``--data KIND:PATH`` picks a reader here."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Dict
 
 from ..config import DataSource
+from .coco import COCO
+from .custom import CustomDataset
+from .got10k import GOT10k
+from .lasot import LaSOT
 from .sequence import SequenceDataset
 from .synthetic import HELD_OUT_SEED_OFFSET, SyntheticDataset, SyntheticSpec
+from .trackingnet import TrackingNet
 
 
 def _synthetic(source: DataSource) -> SequenceDataset:
@@ -24,8 +30,31 @@ def _synthetic(source: DataSource) -> SequenceDataset:
     return dataset
 
 
+def _files(cls) -> Callable[[DataSource], SequenceDataset]:
+    """A reader of a dataset tree: the path is required and the options are the constructor's keywords
+    (``split`` and the reader's own), so a misspelt option fails before any file is read."""
+    known = [name for name in inspect.signature(cls).parameters if name != "root"]
+
+    def read(source: DataSource) -> SequenceDataset:
+        if not source.path:
+            raise ValueError(f"dataset kind {source.kind!r} needs the dataset folder: "
+                             f"--data {source.kind}:/path/to/dataset")
+        unknown = sorted(set(source.options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {source.kind} dataset option(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(known)})")
+        return cls(source.path, **source.options)
+
+    return read
+
+
 READERS: Dict[str, Callable[[DataSource], SequenceDataset]] = {
     "synthetic": _synthetic,
+    "lasot": _files(LaSOT),
+    "got10k": _files(GOT10k),
+    "trackingnet": _files(TrackingNet),
+    "coco": _files(COCO),
+    "custom": _files(CustomDataset),
 }
 
 

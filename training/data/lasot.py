@@ -1,0 +1,73 @@
+"""LaSOT and LaSOT extension.
+
+Layout::
+
+    ROOT/
+      training_set.txt          sequence names of split=train, one per line (airplane-1, ...)
+      testing_set.txt           the same for split=test
+      airplane/
+        airplane-1/
+          img/00000001.jpg ...  frames, numbered from 1, eight digits
+          groundtruth.txt       x,y,w,h per frame, comma separated
+          full_occlusion.txt    one line of comma-separated 0/1 flags, one per frame
+          out_of_view.txt       the same; a frame flagged 1 in either file is absent
+        ...
+
+Splits: ``train`` and ``test`` read the two list files; ``all`` reads every ``<class>/<class>-<n>`` folder
+that has a groundtruth.txt, which is how to read LaSOT extension (same layout, no list files).
+"""
+from __future__ import annotations
+
+import os
+from typing import List
+
+from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_flags
+from .folders import FolderDataset, natural_key, read_list
+
+SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
+FLAG_FILES = ("full_occlusion.txt", "out_of_view.txt")
+
+
+class LaSOT(FolderDataset):
+    kind = "lasot"
+
+    def __init__(self, root: str, split: str = "train") -> None:
+        super().__init__(root, split)
+        for name in self._sequence_names():
+            folder = os.path.join(root, name.rsplit("-", 1)[0], name)
+            gt = os.path.join(folder, "groundtruth.txt")
+            if not os.path.isfile(gt):
+                self.problems.append(Problem(name, MISSING_FILE, gt, f"listed in the {split} split but missing; "
+                                                                     f"sequence skipped"))
+                continue
+            rows, problems = read_boxes(gt, name)
+            flags = []
+            for flag_file in FLAG_FILES:
+                path = os.path.join(folder, flag_file)
+                if os.path.isfile(path):
+                    flag, more = read_flags(path, name)
+                    flags.append((path, flag))
+                    problems += more
+                else:
+                    problems.append(Problem(name, MISSING_FILE, path, "no absence flags: every frame counts as "
+                                                                      "annotated"))
+            boxes, more = fit_track(rows, gt, name, flags=flags)
+            self.problems += problems + more
+            self.add(name, os.path.join(folder, "img"), boxes)
+        self.finish()
+
+    def _sequence_names(self) -> List[str]:
+        if self.split == "all":
+            classes = sorted(c for c in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, c)))
+            return [seq for c in classes for seq in sorted(os.listdir(os.path.join(self.root, c)), key=natural_key)
+                    if os.path.isfile(os.path.join(self.root, c, seq, "groundtruth.txt"))]
+        if self.split not in SPLIT_FILES:
+            raise ValueError(f"unknown LaSOT split {self.split!r}; choose train, test or all")
+        path = os.path.join(self.root, SPLIT_FILES[self.split])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"LaSOT split {self.split!r} needs {path}: the sequence names of the split, one per line "
+                f"(e.g. airplane-1). Put the official list there (LaSOT's 1120 training / 280 test sequences; "
+                f"pytracking ships the training list as ltr/data_specs/lasot_train_split.txt), or read every "
+                f"sequence with split=all")
+        return read_list(path)
