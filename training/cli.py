@@ -84,6 +84,15 @@ def _add_check(sub) -> None:
     p.add_argument("--max-lines", type=int, default=10, help="problems printed per sequence (default 10)")
 
 
+def _add_vot_sequences(sub) -> None:
+    p = sub.add_parser("make-vot-sequences", help="write synthetic multi-object sequences for a VOT workspace")
+    p.add_argument("--output", required=True, help="the workspace's sequences/ folder")
+    p.add_argument("--count", type=int, default=6)
+    p.add_argument("--frames", type=int, default=80)
+    p.add_argument("--objects", type=int, default=3, help="sequences cycle through 1..N objects")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     data: Dict[str, Any] = load_yaml(args.config) if args.config else {}
     for flag in _TRAIN_FLAGS:
@@ -146,6 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _add_train(sub)
     _add_evaluate(sub)
     _add_check(sub)
+    _add_vot_sequences(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -157,6 +167,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         if args.command == "check-data":
             return _run_check(args)
+        if args.command == "make-vot-sequences":
+            from .vot_sequences import make_vot_sequences
+
+            for row in make_vot_sequences(args.output, args.count, args.frames, args.objects, args.seed):
+                print(f"{row['name']}: {row['objects']} object(s), {row['frames']} frames, "
+                      f"{row['hidden_then_back']} hidden and back")
+            return 0
         return _run_evaluate(args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,11 +15,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from vot_lorat.image_io import read_rgb
+
 from ..config import DataSource
 from .annotations import COUNT, MISSING_FRAME, OUTSIDE, UNREADABLE, Problem
 from .folders import IMAGE_EXTENSIONS, log as reader_log, natural_key
 from .registry import build_dataset
-from .sequence import FileSequence, SequenceDataset, read_rgb, valid_boxes
+from .sequence import FileSequence, SequenceDataset, valid_boxes
 
 
 def _image_size(path: str) -> Tuple[int, int]:

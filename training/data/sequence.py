@@ -4,18 +4,10 @@ from __future__ import annotations
 import abc
 from typing import List, Sequence as Seq
 
-import cv2
 import numpy as np
 
 from vot_lorat import box as bx
-
-
-def read_rgb(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; raises OSError naming the file when it cannot be decoded."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+from vot_lorat.image_io import read_rgb
 
 
 def valid_boxes(boxes: np.ndarray) -> np.ndarray:

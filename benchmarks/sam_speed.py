@@ -1,0 +1,138 @@
+"""Per-frame SAM mask time in both modes for 1, 4 and 16 objects, and how far the modes' masks agree.
+
+The crop mode (the reference) encodes one crop per object, the frame mode one image per frame, so
+their costs part ways as objects are added; this measures by how much on a given machine.
+
+    .venv/bin/python benchmarks/sam_speed.py --tiny --json out.json
+    .venv/bin/python benchmarks/sam_speed.py --model-type vit_b --device cuda --precision bf16 \\
+        --checkpoint sam_vit_b_01ec64.pth --json vit_b.json
+
+Without ``--checkpoint`` the model has random weights: right for timing, meaningless for agreement.
+The frame is synthetic: coloured ellipses on a smooth background, one box per ellipse.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+from segment_anything.build_sam import sam_model_registry
+from segment_anything.modeling import Sam
+
+from vot_lorat.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_sam
+from vot_lorat.tracker import PRECISIONS
+
+
+def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """A frame with ``objects`` ellipses and their xyxy boxes, deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([xs / width * 120 + 40, ys / height * 120 + 40, np.full_like(xs, 90)], axis=-1)
+    boxes = []
+    for _ in range(objects):
+        size = rng.uniform(0.05, 0.2, 2) * [width, height]
+        centre = rng.uniform(size / 2, [width, height] - size / 2)
+        inside = ((xs - centre[0]) / (size[0] / 2)) ** 2 + ((ys - centre[1]) / (size[1] / 2)) ** 2 <= 1
+        image[inside] = rng.uniform(0, 255, 3)
+        boxes.append(np.concatenate([centre - size / 2, centre + size / 2]))
+    return image.astype(np.uint8), np.array(boxes).reshape(-1, 4)
+
+
+def load_model(args: argparse.Namespace) -> Sam:
+    if args.tiny:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from tiny_sam import build_tiny_sam
+        return build_tiny_sam().to(args.device)
+    if args.checkpoint:
+        return build_sam(args.model_type, args.checkpoint, args.device)
+    return sam_model_registry[args.model_type]().to(args.device).eval()
+
+
+def mean_iou(a: List[np.ndarray], b: List[np.ndarray]) -> float:
+    """Mean over objects; two empty masks agree fully."""
+    scores = []
+    for x, y in zip(a, b):
+        union = np.logical_or(x, y).sum()
+        scores.append(1.0 if union == 0 else np.logical_and(x, y).sum() / union)
+    return float(np.mean(scores))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-type", choices=SAM_MODEL_TYPES, default="vit_b")
+    parser.add_argument("--checkpoint", help="Meta's sam_vit_*.pth; random weights without it")
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny SAM instead of --model-type")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--objects", nargs="+", type=int, default=[1, 4, 16])
+    parser.add_argument("--guard", choices=GUARDS, default="box")
+    parser.add_argument("--frame-size", default="1280x720", help="WIDTHxHEIGHT")
+    parser.add_argument("--frames", type=int, default=3, help="timed frames per setting")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed frames per setting")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, help="write the settings and numbers here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.frame_size.lower().split("x"))
+
+    sam = load_model(args)
+    rows: List[Dict] = []
+    for count in args.objects:
+        masks = {}
+        for mode in args.modes:
+            generator = SamMaskGenerator(sam, SamOptions(mode=mode, precision=args.precision, guard=args.guard))
+            times, fallbacks = [], 0
+            for frame in range(args.warmup + args.frames):
+                image, boxes = synthetic_frame(width, height, count, seed=frame)
+                start = time.perf_counter()
+                results = generator(image, boxes)  # numpy masks: the device has finished
+                if frame >= args.warmup:
+                    times.append((time.perf_counter() - start) * 1e3)
+                    masks.setdefault(mode, []).extend(r.mask for r in results)
+                    fallbacks += sum(r.fallback for r in results)
+            rows.append({"mode": mode, "objects": count, "median_ms": statistics.median(times), "min_ms": min(times),
+                         "times_ms": times, "guard_fallbacks": fallbacks})
+        if len(masks) == 2:
+            for row in rows[-2:]:
+                row["crop_frame_mean_iou"] = mean_iou(masks["crop"], masks["frame"])
+
+    model = "tiny" if args.tiny else args.model_type + ("" if args.checkpoint else " (random weights)")
+    print(f"\nSAM {model}, {args.device}, {args.precision}, frame {width}x{height}, "
+          f"{args.frames} timed frames after {args.warmup} warm-up\n")
+    print("| mode | objects | median ms/frame | min ms/frame | guard fallbacks | crop/frame mean IoU |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        iou = f"{row['crop_frame_mean_iou']:.3f}" if "crop_frame_mean_iou" in row else "-"
+        print(f"| {row['mode']} | {row['objects']} | {row['median_ms']:.1f} | {row['min_ms']:.1f} | "
+              f"{row['guard_fallbacks']}/{row['objects'] * args.frames} | {iou} |")
+
+    if args.json:
+        report = {
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
+            "torch": torch.__version__,
+            "segment_anything": version("segment-anything"),
+            "device": args.device,
+            "settings": {"model": model, "precision": args.precision, "guard": args.guard,
+                         "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup,
+                         "sam_input_size": int(sam.image_encoder.img_size)},
+            "results": rows,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

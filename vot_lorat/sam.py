@@ -1,0 +1,316 @@
+"""SAM box -> mask for segmentation stacks: the tracker predicts boxes, VOTS wants disjoint masks.
+
+Two modes (lorat_reference 5.3 describes the first):
+- ``crop``: the reference. Per object, a pixel-aligned SiamFC crop (area factor 2) of the frame at SAM's
+  input size, the rasterised box as the prompt, the 256x256 low-res logits thresholded, and the binary
+  mask bilinearly back-projected onto the frame (any non-zero value counts, a slight dilation). The
+  image encoder runs once on the stack of all objects' crops.
+- ``frame``: cheaper. One embedding of the whole frame (SAM's own resize + pad) for all objects, and all
+  box prompts decoded in one call. The low-res logits are bilinearly resampled straight onto the frame
+  (the exact map from frame pixels to the grid, padding cut away) and thresholded there: a low-res cell
+  covers several frame pixels here, so the crop mode's binary resampling would dilate masks by half a
+  cell (~4 px on a 1080p frame).
+
+Both modes then apply a guard against empty or absurd masks and make the masks disjoint. Memory:
+back-projection resamples only the frame window each mask can reach, and full-frame logits (to settle
+overlaps) are made only for objects whose windows meet another's.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.build_sam import sam_model_registry
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from . import box as bx
+from .crop import crop_image, image_mean, siamfc_params
+from .masks import resolve_overlaps
+from .tracker import PRECISIONS, frame_tensor
+
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
+                   "vit_h": "sam_vit_h_4b8939.pth"}
+SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+# (image-encoder width, number of blocks): what tells the three checkpoints apart
+SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32)}
+MODES = ("crop", "frame")
+GUARDS = ("box", "empty", "none")
+
+
+def _encoder_shape(state: dict) -> Optional[Tuple[int, int]]:
+    """(width, depth) of the image encoder a SAM state dict holds; None when it holds none."""
+    patch = state.get("image_encoder.patch_embed.proj.weight")
+    blocks = {int(k.split(".")[2]) for k in state if k.startswith("image_encoder.blocks.")}
+    if not isinstance(patch, torch.Tensor) or not blocks:
+        return None
+    return int(patch.shape[0]), max(blocks) + 1
+
+
+def build_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Sam:
+    """SAM ``model_type`` with Meta's weights from ``checkpoint``, in eval mode on ``device``.
+
+    The file is checked before the model is built, so a missing, unreadable or wrong-size file says
+    which file was expected instead of failing deep inside ``load_state_dict``.
+    """
+    if model_type not in SAM_MODEL_TYPES:
+        raise ValueError(f"SAM model type must be one of {', '.join(SAM_MODEL_TYPES)}, got {model_type!r}")
+    expected = SAM_CHECKPOINTS[model_type]
+    need = f"SAM {model_type} needs Meta's {expected} ({SAM_URL}{expected})"
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"SAM checkpoint {path} not found: {need}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and weights-only errors have no common base class; details chained
+        raise ValueError(f"{path} is not a PyTorch state dict ({type(err).__name__}); {need}") from err
+    found = _encoder_shape(state) if isinstance(state, dict) else None
+    if found is None:
+        raise ValueError(f"{path} holds no SAM image encoder (no image_encoder.* weights); {need}")
+    if found != SAM_ENCODERS[model_type]:
+        known = [t for t, shape in SAM_ENCODERS.items() if shape == found]
+        what = f"{known[0]} weights (as in {SAM_CHECKPOINTS[known[0]]})" if known else "an unknown SAM size"
+        raise ValueError(f"{path} holds {what}: image encoder width {found[0]}, {found[1]} blocks; {need}")
+    sam = sam_model_registry[model_type]()
+    sam.load_state_dict(state)
+    return sam.to(device).eval()
+
+
+@dataclass(frozen=True)
+class SamOptions:
+    """How boxes become masks. ``guard``: what replaces an empty or absurd mask (``none`` keeps it)."""
+
+    mode: str = "crop"
+    multimask_output: bool = False  # True: of SAM's three masks, the one with the best predicted IoU
+    mask_threshold: float = 0.0
+    area_factor: float = 2.0  # crop mode: context around the box
+    precision: str = "fp32"  # fp16 / bf16 need CUDA
+    guard: str = "box"
+    min_area_ratio: float = 0.05  # mask area / box area below this is absurd
+    max_area_ratio: float = 4.0  # ... and above this
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.guard not in GUARDS:
+            raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
+            raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
+
+
+@dataclass
+class MaskResult:
+    mask: np.ndarray  # (H, W) bool, disjoint from the other objects' masks
+    fallback: bool  # True when the guard replaced SAM's mask (by the box, or by nothing)
+
+
+@dataclass
+class _Window:
+    """A mask and its logits on the frame rectangle ``rect`` (x1, y1, x2, y2, end-exclusive)."""
+
+    rect: Tuple[int, int, int, int]
+    mask: np.ndarray
+    logits: np.ndarray
+
+    def intersects(self, other: "_Window") -> bool:
+        a, b = self.rect, other.rect
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    def paste(self, canvas: np.ndarray, values: np.ndarray) -> np.ndarray:
+        x1, y1, x2, y2 = self.rect
+        canvas[y1:y2, x1:x2] = values
+        return canvas
+
+
+class SamMaskGenerator:
+    """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc)."""
+
+    def __init__(self, sam: Sam, options: SamOptions = SamOptions()) -> None:
+        self.sam = sam.eval()
+        self.options = options
+        self.device = sam.device
+        if options.precision != "fp32" and self.device.type != "cuda":
+            raise ValueError(f"precision {options.precision!r} needs SAM on a CUDA device, it is on "
+                             f"{self.device}; use 'fp32'")
+        self.input_size = int(sam.image_encoder.img_size)  # 1024 for Meta's models
+        grid_h, grid_w = sam.prompt_encoder.mask_input_size  # side of the low-res logits, 256 for Meta's
+        if grid_h != grid_w:
+            raise ValueError(f"expected a square low-res mask grid, got {grid_h}x{grid_w}")
+        self.grid = int(grid_h)
+        self.resize = ResizeLongestSide(self.input_size)
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.options.precision]
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray, boxes: np.ndarray,
+                 priority: Optional[Sequence[float]] = None) -> List[MaskResult]:
+        """Masks for ``boxes`` (N, 4) xyxy on ``image`` (H, W, 3) uint8 RGB.
+
+        Boxes are clipped to the frame; those with no area left (absent objects) get empty masks and
+        cost no SAM work. ``priority`` (e.g. tracker confidences, default all equal) breaks ties where
+        masks overlap and SAM's logits do not decide.
+        """
+        frame = frame_tensor(image, torch.device("cpu"))  # checks the image; a view, no copy
+        height, width = frame.shape[:2]
+        boxes = np.asarray(boxes, dtype=np.float64)
+        if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
+            raise ValueError(f"boxes must be a finite (N, 4) xyxy array, got shape {boxes.shape}")
+        priority = np.zeros(len(boxes)) if priority is None else np.asarray(priority, dtype=np.float64)
+        if priority.shape != (len(boxes),):
+            raise ValueError(f"priority must have one value per box ({len(boxes)}), got shape {priority.shape}")
+        boxes = bx.clip(boxes, width, height)
+        present = np.flatnonzero(bx.is_valid(boxes))
+        windows: List[Optional[_Window]] = [None] * len(boxes)
+        fallback = [False] * len(boxes)
+        if present.size:
+            with self._autocast():
+                if self.options.mode == "crop":
+                    logits, to_grid = self._decode_crops(frame.to(self.device), boxes[present])
+                else:
+                    logits, to_grid = self._decode_frame(image, boxes[present])
+            for i, window in zip(present, self._to_frame(logits.float(), to_grid, width, height)):
+                windows[i], fallback[i] = self._guard(window, boxes[i], width, height)
+        masks = [np.zeros((height, width), dtype=bool) for _ in windows]
+        masks = [m if w is None else w.paste(m, w.mask) for m, w in zip(masks, windows)]
+        masks = resolve_overlaps(masks, priority, self._contest_logits(windows, width, height))
+        return [MaskResult(m, f) for m, f in zip(masks, fallback)]
+
+    def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
+        """Reference mode: per-object crops, encoded as one batch; logits and frame -> grid maps."""
+        size = self.input_size
+        fill = image_mean(frame)
+        crops, prompts, to_grid = [], [], []
+        for box in boxes:
+            crop, real = crop_image(frame, siamfc_params(box, self.options.area_factor, (size, size)),
+                                    (size, size), fill)
+            crops.append(crop)
+            prompts.append(bx.clip(bx.rasterize(real.apply(box)), size, size))
+            to_grid.append(np.concatenate([real.scale, real.translation]) * (self.grid / size))
+        embeddings = self.sam.image_encoder(self.sam.preprocess(torch.stack(crops)))
+        prompt = torch.as_tensor(np.stack(prompts), dtype=torch.float32, device=self.device)
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
+        image_pe = self.sam.prompt_encoder.get_dense_pe()
+
+        def decode_one(embedding, sparse_one, dense_one):
+            return self.sam.mask_decoder(embedding[None], image_pe, sparse_one[None], dense_one[None],
+                                         self.options.multimask_output)
+
+        # SAM's decoder repeats each image embedding for every prompt; vmap pairs crop i with prompt i
+        # in one batched call instead of one call per object.
+        logits, iou = torch.func.vmap(decode_one)(embeddings, sparse, dense)
+        return self._select(logits[:, 0], iou[:, 0]), np.stack(to_grid)
+
+    def _decode_frame(self, image: np.ndarray, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
+        """Cheap mode: one embedding of the whole frame, every box decoded in one call."""
+        height, width = image.shape[:2]
+        resized = self.resize.apply_image(image)  # numpy path: apply_image_torch is wrong in SAM 1.0
+        new_h, new_w = resized.shape[:2]
+        x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float()
+        embedding = self.sam.image_encoder(self.sam.preprocess(x)[None])
+        prompt = torch.as_tensor(self.resize.apply_boxes(boxes, (height, width)), dtype=torch.float32,
+                                 device=self.device)
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
+        logits, iou = self.sam.mask_decoder(embedding, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
+                                            self.options.multimask_output)
+        # frame pixel x -> resized x * new_w / width -> grid x * grid / input_size. The padding is cut away
+        # (a last, partly padded cell stays) so that resampling clamps at the image edge, as a resize would.
+        valid_h, valid_w = (-(-side * self.grid // self.input_size) for side in (new_h, new_w))
+        scale = np.array([new_w / width, new_h / height]) * (self.grid / self.input_size)
+        logits = self._select(logits, iou)[:, :valid_h, :valid_w]
+        return logits, np.tile(np.concatenate([scale, [0.0, 0.0]]), (len(boxes), 1))
+
+    def _select(self, logits: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
+        """(n, k, g, g) -> (n, g, g): the only mask, or the one with the best predicted IoU."""
+        if not self.options.multimask_output:
+            return logits[:, 0]
+        return logits[torch.arange(len(logits), device=logits.device), iou.argmax(dim=1)]
+
+    def _to_frame(self, logits: torch.Tensor, to_grid: np.ndarray, width: int,
+                  height: int) -> List[Optional[_Window]]:
+        """Resample each object's low-res logits (n, gh, gw) onto the frame window its mask can reach.
+
+        ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Crop mode
+        resamples the binary mask with zero padding and keeps any non-zero value (the reference); frame
+        mode resamples the logits (edge-clamped, as a resize would) and thresholds them.
+        """
+        threshold = self.options.mask_threshold
+        on = logits > threshold
+        cols = on.any(dim=1).cpu().numpy()
+        rows = on.any(dim=2).cpu().numpy()
+        grid_h, grid_w = logits.shape[-2:]
+        windows: List[Optional[_Window]] = []
+        for i in range(len(logits)):
+            rect = self._reach(cols[i], rows[i], to_grid[i], width, height)
+            if rect is None:
+                windows.append(None)
+                continue
+            x1, y1, x2, y2 = rect
+            scale, shift = to_grid[i, :2], to_grid[i, 2:]
+            gx = ((np.arange(x1, x2) + 0.5) * scale[0] + shift[0]) * 2 / grid_w - 1
+            gy = ((np.arange(y1, y2) + 0.5) * scale[1] + shift[1]) * 2 / grid_h - 1
+            grid = torch.stack(torch.meshgrid(torch.as_tensor(gx, dtype=torch.float32, device=logits.device),
+                                              torch.as_tensor(gy, dtype=torch.float32, device=logits.device),
+                                              indexing="xy"), dim=-1)
+            if self.options.mode == "crop":
+                source, cut, padding = torch.stack([on[i].float(), logits[i]]), 0.0, "zeros"
+            else:
+                source, cut, padding = logits[i][None], threshold, "border"
+            out = F.grid_sample(source[None], grid[None], mode="bilinear", padding_mode=padding,
+                                align_corners=False)[0]
+            windows.append(_Window(rect, (out[0] > cut).cpu().numpy(), out[-1].cpu().numpy()))
+        return windows
+
+    def _reach(self, cols: np.ndarray, rows: np.ndarray, to_grid: np.ndarray, width: int,
+               height: int) -> Optional[Tuple[int, int, int, int]]:
+        """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is."""
+        if not cols.any():
+            return None
+        bounds = []
+        for on, scale, shift, limit in ((cols, to_grid[0], to_grid[2], width),
+                                        (rows, to_grid[1], to_grid[3], height)):
+            first, last = np.flatnonzero(on)[[0, -1]]
+            # a bilinear sample at grid position p reaches cell j (centre j + 0.5) for p in (j - 0.5, j + 1.5)
+            lo = int(np.floor((first - 0.5 - shift) / scale - 0.5))
+            hi = int(np.ceil((last + 1.5 - shift) / scale - 0.5)) + 1
+            bounds.append((max(lo, 0), min(hi, limit)))
+        (x1, x2), (y1, y2) = bounds
+        return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
+
+    def _guard(self, window: Optional[_Window], box: np.ndarray, width: int,
+               height: int) -> Tuple[Optional[_Window], bool]:
+        """Keep SAM's mask unless it is empty or its area is absurd for the box; say if it was replaced."""
+        opts = self.options
+        area = 0 if window is None else int(window.mask.sum())
+        box_area = float(bx.area(box))
+        plausible = area > 0 and opts.min_area_ratio * box_area <= area <= opts.max_area_ratio * box_area
+        if opts.guard == "none" or plausible:
+            return (window if area > 0 else None), False
+        if opts.guard == "empty":
+            return None, True
+        x1, y1, x2, y2 = (int(v) for v in bx.rasterize(box))
+        x2, y2 = min(x2, width), min(y2, height)
+        shape = (y2 - y1, x2 - x1)
+        # the filled box carries no SAM evidence: it claims contested pixels at the threshold logit
+        box_window = _Window((x1, y1, x2, y2), np.ones(shape, bool), np.full(shape, opts.mask_threshold, np.float32))
+        return box_window, True
+
+    @staticmethod
+    def _contest_logits(windows: List[Optional[_Window]], width: int,
+                        height: int) -> Optional[List[Optional[np.ndarray]]]:
+        """Full-frame logits only for objects whose window meets another's: the only ones that can contest."""
+        live = [i for i, w in enumerate(windows) if w is not None]
+        involved = {i for i in live for j in live if i != j and windows[i].intersects(windows[j])}
+        if not involved:
+            return None
+        return [windows[i].paste(np.full((height, width), -np.inf, np.float32), windows[i].logits)
+                if i in involved else None for i in range(len(windows))]

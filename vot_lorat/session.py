@@ -1,0 +1,105 @@
+"""One tracking session (one sequence) of many objects, as the VOT toolkit drives it over TraX.
+
+The session turns the toolkit's requests into tracker calls and keeps the toolkit's promises: one
+answer per object, in initialisation order, every frame. Objects with an empty initial region are
+reported absent throughout; a frame that cannot be read is answered with the last answers; objects
+whose initial frame cannot be read start at the next readable frame.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from . import box as bx
+from .tracker import LoRATTracker
+
+log = logging.getLogger(__name__)
+
+# (image, boxes (N, 4) xyxy, confidences (N,)) -> N full-frame bool masks, disjoint
+MaskGenerator = Callable[[np.ndarray, np.ndarray, np.ndarray], List[np.ndarray]]
+
+
+@dataclass
+class ObjectState:
+    """What is reported for one object in one frame; ``box`` None means absent."""
+
+    box: Optional[np.ndarray]
+    confidence: float = 1.0
+    mask: Optional[np.ndarray] = None
+
+
+ABSENT = ObjectState(None, 0.0)
+
+
+@dataclass
+class _Slot:
+    tracker_id: Optional[int]  # None while not tracked (absent object or deferred start)
+    pending_box: Optional[np.ndarray]  # the initial box of an object waiting for a readable frame
+    last: ObjectState
+
+
+class TrackingSession:
+    """``start`` a sequence with its objects, ``add`` objects later, ``step`` every frame."""
+
+    def __init__(self, tracker: LoRATTracker, mask_generator: Optional[MaskGenerator] = None,
+                 absence_threshold: Optional[float] = None) -> None:
+        self.tracker = tracker
+        self.mask_generator = mask_generator
+        self.absence_threshold = absence_threshold
+        self.slots: List[_Slot] = []
+
+    def start(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
+              masks: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[ObjectState]:
+        """New sequence. ``boxes``: xyxy per object, None for an empty initial region; ``masks``: the initial
+        masks when the toolkit sent masks (echoed back as the first answer)."""
+        self.tracker.reset()
+        self.slots = []
+        return self.add(image, boxes, masks)
+
+    def add(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
+            masks: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[ObjectState]:
+        """Objects that start in this frame; returns their first answers (the given regions)."""
+        out = []
+        for i, box in enumerate(boxes):
+            mask = masks[i] if masks is not None else None
+            if box is None or not bx.is_valid(box):
+                slot = _Slot(None, None, ABSENT)
+            else:
+                box = np.asarray(box, dtype=np.float64)
+                slot = _Slot(None, box, ObjectState(box, 1.0, mask))
+                if image is not None:
+                    self._begin(slot, image)
+            self.slots.append(slot)
+            out.append(slot.last)
+        return out
+
+    def _begin(self, slot: _Slot, image: np.ndarray) -> None:
+        slot.tracker_id = self.tracker.add_object(image, slot.pending_box)
+        slot.pending_box = None
+
+    def step(self, image: Optional[np.ndarray]) -> List[ObjectState]:
+        """Answers for every object; ``image`` None (unreadable frame) repeats the last answers."""
+        if image is None:
+            return [s.last for s in self.slots]
+        for slot in self.slots:
+            if slot.pending_box is not None:
+                self._begin(slot, image)
+        live = [s for s in self.slots if s.tracker_id is not None]
+        if live:
+            results = dict(zip(self.tracker.objects, self.tracker.track(image)))
+            states = [ObjectState(results[s.tracker_id].box, results[s.tracker_id].confidence) for s in live]
+            if self.absence_threshold is not None:  # absent for this frame; the tracker keeps its state
+                states = [st if st.confidence >= self.absence_threshold else ObjectState(None, st.confidence)
+                          for st in states]
+            shown = [st for st in states if st.box is not None]
+            if self.mask_generator is not None and shown:
+                masks = self.mask_generator(image, np.stack([st.box for st in shown]),
+                                            np.array([st.confidence for st in shown]))
+                for st, mask in zip(shown, masks):
+                    st.mask = mask
+            for slot, state in zip(live, states):
+                slot.last = state
+        return [s.last for s in self.slots]

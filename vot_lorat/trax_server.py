@@ -1,0 +1,231 @@
+"""The TraX server the VOT toolkit launches (``protocol = traxpython``, ``command = vot_lorat``).
+
+Configuration comes from environment variables (set by ``env_*`` keys in trackers.ini) and optional
+command-line flags; flags win. The model is loaded before the TraX handshake, because the toolkit's
+timeout covers every request but not the start-up.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import trax
+
+from . import box as bx
+from .builder import load_model
+from .image_io import read_rgb
+from .masks import BoxMaskGenerator, box_mask, crop_to_content, pad_mask, tight_box
+from .session import MaskGenerator, ObjectState, TrackingSession
+from .static_tracker import StaticTracker
+from .tracker import LoRATTracker
+
+log = logging.getLogger("vot_lorat")
+
+MASK_MODES = ("none", "box", "sam")
+
+
+@dataclass
+class ServerConfig:
+    """Every setting of the tracker process. Environment: ``LORAT_<FIELD>`` (upper case)."""
+
+    variant: str = "B-224"  # or "static": the static baseline (no model, every object stays put)
+    backbone: Optional[str] = None
+    weights: Optional[str] = None
+    device: str = "auto"  # auto: cuda when available
+    precision: str = "auto"  # auto: fp16 autocast on CUDA (the reference's inference), fp32 on CPU
+    mask: str = "none"  # none: report rectangles; box: masks filled from the boxes; sam: SAM masks
+    absence_threshold: Optional[float] = None  # report "absent" when the confidence is below it
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    lora_rank: Optional[int] = None
+    sam_model: str = "vit_h"
+    sam_checkpoint: Optional[str] = None
+    sam_mode: str = "crop"  # crop: the reference, one 1024 px crop per object; frame: one encoding per frame
+    sam_precision: str = "auto"
+    sam_multimask: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Optional[Dict[str, str]] = None) -> "ServerConfig":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get("LORAT_" + f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, raw.strip())
+        return cls(**values)
+
+    def resolved_device(self) -> torch.device:
+        return torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
+                            "cpu" if self.device == "auto" else self.device)
+
+    def resolved_precision(self, device: torch.device) -> str:
+        if self.precision != "auto":
+            return self.precision
+        return "fp16" if device.type == "cuda" else "fp32"
+
+
+_TYPES = {"absence_threshold": float, "threads": int, "lora_rank": int, "sam_multimask": bool}
+
+
+def _parse(name: str, raw: str):
+    kind = _TYPES.get(name, str)
+    if kind is bool:
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f"LORAT_{name.upper()}={raw!r} is not a boolean (use 1 or 0)")
+        return raw.lower() in ("1", "true", "yes")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"LORAT_{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def build_mask_generator(cfg: ServerConfig, device: torch.device) -> Optional[MaskGenerator]:
+    if cfg.mask == "none":
+        return None
+    if cfg.mask == "box":
+        return BoxMaskGenerator()
+    if cfg.mask == "sam":
+        from .sam import SamMaskGenerator, SamOptions, build_sam
+
+        if cfg.sam_checkpoint is None:
+            raise ValueError("mask mode 'sam' needs a SAM checkpoint: set LORAT_SAM_CHECKPOINT (or --sam-checkpoint) "
+                             "to a local sam_vit_{b,l,h}_*.pth")
+        precision = cfg.sam_precision if cfg.sam_precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+        generator = SamMaskGenerator(build_sam(cfg.sam_model, cfg.sam_checkpoint, device),
+                                     SamOptions(mode=cfg.sam_mode, precision=precision,
+                                                multimask_output=cfg.sam_multimask))
+        return lambda image, boxes, confidences: [r.mask for r in generator(image, boxes, priority=confidences)]
+    raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, got {cfg.mask!r}")
+
+
+class TraxTracker:
+    """Glue between ``trax.Server`` requests and a :class:`TrackingSession`."""
+
+    def __init__(self, session: TrackingSession, masks: bool) -> None:
+        self.session = session
+        self.masks = masks
+        self.height = self.width = 0
+
+    def _read(self, request) -> Optional[np.ndarray]:
+        try:
+            path = request.image["color"].path()
+        except (KeyError, AttributeError) as exc:
+            log.error("frame without a colour image path (%s); answering with the last regions", exc)
+            return None
+        try:
+            image = read_rgb(path)
+        except OSError as exc:
+            log.error("%s; answering with the last regions", exc)
+            return None
+        self.height, self.width = image.shape[:2]
+        return image
+
+    def _initial(self, objects, image: Optional[np.ndarray]):
+        boxes, masks = [], []
+        for region, _ in objects:
+            if region.type == trax.Region.MASK:
+                crop, offset = region.array(), region.offset()
+                box = tight_box(crop > 0, offset)
+                if box is not None and image is not None:
+                    box = bx.clip(box, self.width, self.height)
+                masks.append(pad_mask(crop, offset, self.height, self.width) if image is not None else None)
+            elif region.type == trax.Region.RECTANGLE:
+                box = bx.xywh_to_xyxy(region.bounds())
+                masks.append(None)
+            else:  # polygons arrive only if the toolkit ignores our declared formats: use their bounds
+                points = np.array(list(region), dtype=np.float64).reshape(-1, 2)
+                box = np.concatenate([points.min(0), points.max(0)]) if len(points) else None
+                masks.append(None)
+            boxes.append(box if box is not None and bx.is_valid(box) else None)
+        return boxes, masks
+
+    def initialize(self, request) -> List:
+        image = self._read(request)
+        boxes, masks = self._initial(request.objects, image)
+        self.session.start(image, boxes, masks)
+        return [(region, {}) for region, _ in request.objects]  # the toolkit ignores the first answer
+
+    def frame(self, request) -> List:
+        image = self._read(request)
+        if request.objects:  # objects that start in this frame (TraX 4)
+            boxes, masks = self._initial(request.objects, image)
+            self.session.add(image, boxes, masks)
+        return [self.encode(state) for state in self.session.step(image)]
+
+    def repeat_last(self) -> List:
+        return [self.encode(slot.last) for slot in self.session.slots]
+
+    def encode(self, state: ObjectState):
+        props = {"confidence": float(state.confidence)}
+        if not self.masks:
+            if state.box is None:
+                return trax.Rectangle.create(0, 0, 0, 0), props
+            x, y, w, h = bx.discrete_xywh(state.box)
+            return trax.Rectangle.create(float(x), float(y), float(w), float(h)), props
+        mask = state.mask
+        if mask is None and state.box is not None and self.height:
+            mask = box_mask(state.box, self.height, self.width)
+        if mask is None:
+            mask = np.zeros((1, 1), dtype=bool)
+        crop, x0, y0 = crop_to_content(mask)
+        return trax.Mask.create(crop, x0, y0), props
+
+
+def serve(cfg: ServerConfig) -> int:
+    """Load the model, then answer TraX requests until the toolkit quits."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = cfg.resolved_device()
+    if cfg.variant == "static":
+        tracker = StaticTracker()
+    else:
+        model = load_model(cfg.variant, cfg.backbone, cfg.weights, device=device, lora_rank=cfg.lora_rank)
+        tracker = LoRATTracker(model, precision=cfg.resolved_precision(device))
+    session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
+    glue = TraxTracker(session, masks=cfg.mask != "none")
+    log.info("%s ready on %s (masks: %s)", cfg.variant, device, cfg.mask)
+    with trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
+                     tracker_name="LoRAT", tracker_family="vot_lorat", multiobject=True) as server:
+        while True:
+            request = server.wait()
+            if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
+                break
+            try:
+                if request.type == trax.TraxStatus.INITIALIZE:
+                    reply = glue.initialize(request)
+                else:
+                    reply = glue.frame(request)
+            except Exception:  # one bad frame must not end the sequence: report and go on
+                log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
+                reply = glue.repeat_last()
+            server.status(reply)
+    return 0
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> ServerConfig:
+    cfg = ServerConfig.from_env()
+    parser = argparse.ArgumentParser(prog="python -m vot_lorat", description=__doc__)
+    for f in dataclasses.fields(ServerConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f"(env LORAT_{f.name.upper()}; now {getattr(cfg, f.name)!r})")
+    args = parser.parse_args(argv)
+    changes = {k: _parse(k, v) for k, v in vars(args).items() if v is not None}
+    return dataclasses.replace(cfg, **changes)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LoRAT %(levelname)s: %(message)s")
+    try:
+        cfg = parse_args(argv)
+        return serve(cfg)
+    except (ValueError, OSError) as exc:  # bad settings or weight files: one line, then exit before the handshake
+        print(f"LoRAT error: {exc}", file=sys.stderr, flush=True)
+        return 1
