@@ -138,7 +138,7 @@ def test_wrong_backbone_file_names_file_expected_and_found(tmp_path):
 def test_missing_files_are_clear(tmp_path):
     with pytest.raises(WeightFileError, match="backbone file not found: .*nope.pth.*dinov2_vitb14_pretrain.pth"):
         vot_lorat.load_model("B-224", str(tmp_path / "nope.pth"))
-    with pytest.raises(WeightFileError, match="weight file not found"):
+    with pytest.raises(WeightFileError, match="LoRAT weights not found: .*missing.bin"):
         vot_lorat.load_model("tiny", None, str(tmp_path / "missing.bin"))
 
 

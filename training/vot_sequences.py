@@ -7,6 +7,7 @@ the folder's ``list.txt`` names them all, so the toolkit never tries to download
 from __future__ import annotations
 
 import os
+import shutil
 from typing import List
 
 import cv2
@@ -66,12 +67,14 @@ def make_vot_sequences(root: str, count: int, frames: int = 80, objects: int = 3
         _, masks0 = scene.render(0, with_masks=True)
         if not _usable(scene, masks0):
             continue
-        if len(names) == count - 1 and not any(i["hidden_then_back"] for i in info):
-            boxes = [scene.boxes(i) for i in range(n_objects)]
-            if not any(np.isnan(b[:, 0]).any() and not np.isnan(b[-1, 0]) for b in boxes):
-                continue  # the last slot goes to a sequence with an object that leaves and returns
+        last = len(names) == count - 1 and not any(i["hidden_then_back"] for i in info)
+        if last and not any(np.isnan(scene.boxes(i)[:, 0]).any() for i in range(n_objects)):
+            continue  # the last slot goes to a sequence with an object that leaves the frame and returns
         name = f"synth{len(names):02d}"
         d = write_sequence(os.path.join(root, name), scene)
+        if last and not d["hidden_then_back"]:
+            shutil.rmtree(os.path.join(root, name))
+            continue
         d["name"], d["seed"] = name, scene.seed
         names.append(name)
         info.append(d)

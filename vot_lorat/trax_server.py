@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class ServerConfig:
             raw = environ.get("LORAT_" + f.name.upper())
             if raw is None or raw.strip() == "":
                 continue
+            unexpanded = re.fullmatch(r"\$\{?(\w+)\}?", raw.strip())
+            if unexpanded:  # trackers.ini said env_X = ${NAME} and NAME was not set where vot ran
+                raise ValueError(f"LORAT_{f.name.upper()} is {raw.strip()!r}: export {unexpanded.group(1)} in the "
+                                 f"shell that runs vot (see trackers.ini)")
             values[f.name] = _parse(f.name, raw.strip())
         return cls(**values)
 
@@ -226,6 +231,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = parse_args(argv)
         return serve(cfg)
-    except (ValueError, OSError) as exc:  # bad settings or weight files: one line, then exit before the handshake
-        print(f"LoRAT error: {exc}", file=sys.stderr, flush=True)
+    except (ValueError, OSError) as exc:  # bad settings or weight files: one line, then exit
+        message = f"LoRAT error: {exc}"
+        print(message, file=sys.stderr, flush=True)
+        if os.environ.get("TRAX"):
+            tell_toolkit(message)
         return 1
+
+
+def tell_toolkit(message: str) -> None:
+    """Under the toolkit, say why we stop over TraX too: it shows a quit reason, but not our stderr."""
+    try:
+        with trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
+                         tracker_name="LoRAT", multiobject=True) as server:
+            server.wait()
+            server.quit(reason=message)
+    except Exception:  # the toolkit already hung up: stderr has the message
+        pass

@@ -64,6 +64,9 @@ def atomic_save_safetensors(state: Dict[str, torch.Tensor], path: str,
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a weight file is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,132 @@
+"""The tracking procedure and the multi-object session, without the toolkit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vot_lorat
+from vot_lorat import box as bx
+from vot_lorat.masks import BoxMaskGenerator, box_mask, crop_to_content, pad_mask, tight_box
+from vot_lorat.session import TrackingSession
+from vot_lorat.static_tracker import StaticTracker
+from vot_lorat.tracker import LoRATTracker
+from training.data.synthetic import SyntheticScene
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return vot_lorat.create_model(vot_lorat.get_config("tiny"), init_values=1.0).eval()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return SyntheticScene(12345, 25, num_targets=3)
+
+
+def test_batched_objects_match_tracking_each_alone(model, scene):
+    boxes0 = [scene.boxes(i)[0] for i in range(3)]
+    together = LoRATTracker(model)
+    for b in boxes0:
+        together.add_object(scene.render(0), b)
+    alone = []
+    for b in boxes0:
+        t = LoRATTracker(model)
+        t.add_object(scene.render(0), b)
+        alone.append(t)
+    for frame in range(1, scene.num_frames):
+        image = scene.render(frame)
+        joint = together.track(image)
+        for i, t in enumerate(alone):
+            single = t.track(image)[0]
+            assert np.abs(joint[i].box - single.box).max() < 1e-4
+            assert abs(joint[i].confidence - single.confidence) < 1e-5
+
+
+def test_objects_added_later_join_the_batch(model, scene):
+    tracker = LoRATTracker(model)
+    tracker.add_object(scene.render(0), scene.boxes(0)[0])
+    tracker.track(scene.render(1))
+    late = tracker.add_object(scene.render(2), scene.boxes(1)[2])
+    out = tracker.track(scene.render(3))
+    assert len(out) == 2 and list(tracker.objects) == [0, late]
+
+
+def test_output_box_is_clipped_and_state_only_takes_valid_boxes(model):
+    tracker = LoRATTracker(model)
+    image = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    tracker.add_object(image, [70, 50, 80, 60])  # in the bottom-right corner
+    for _ in range(5):
+        result = tracker.track(image)[0]
+        assert (result.box >= 0).all() and result.box[2] <= 80 and result.box[3] <= 60
+        assert bx.is_valid(tracker.objects[0].box)
+
+
+def test_initial_box_validation(model):
+    tracker = LoRATTracker(model)
+    image = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="positive size"):
+        tracker.add_object(image, [10, 10, 10, 20])
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        tracker.add_object(np.zeros((40, 40), np.uint8), [1, 1, 5, 5])
+
+
+def test_session_keeps_order_absent_and_unreadable_frames(model, scene):
+    session = TrackingSession(LoRATTracker(model), BoxMaskGenerator())
+    first = session.start(scene.render(0), [scene.boxes(0)[0], None, scene.boxes(1)[0]])
+    assert first[1].box is None and len(first) == 3
+    out = session.step(scene.render(1))
+    assert out[1].box is None and out[0].box is not None and out[2].box is not None
+    assert out[0].mask.shape == (scene.height, scene.width) and not (out[0].mask & out[2].mask).any()
+    repeat = session.step(None)  # unreadable frame: the last answers again
+    assert all(a is b for a, b in zip(repeat, out))
+    assert len(session.step(scene.render(2))) == 3
+
+
+def test_session_defers_objects_whose_first_frame_is_unreadable(model, scene):
+    session = TrackingSession(LoRATTracker(model))
+    first = session.start(None, [scene.boxes(0)[0]])
+    assert np.array_equal(first[0].box, scene.boxes(0)[0])
+    assert session.step(None)[0] is first[0]
+    assert not session.tracker.objects
+    session.step(scene.render(1))
+    assert len(session.tracker.objects) == 1
+
+
+def test_absence_threshold_hides_low_confidence_but_keeps_tracking(model, scene):
+    session = TrackingSession(LoRATTracker(model), absence_threshold=1.01)  # every confidence is below
+    session.start(scene.render(0), [scene.boxes(0)[0]])
+    out = session.step(scene.render(1))
+    assert out[0].box is None and out[0].confidence > 0
+    assert bx.is_valid(session.tracker.objects[0].box)
+
+
+def test_static_tracker_reports_the_initial_box():
+    tracker = StaticTracker()
+    image = np.zeros((50, 60, 3), np.uint8)
+    tracker.add_object(image, [5, 5, 20, 30])
+    assert np.array_equal(tracker.track(image)[0].box, [5, 5, 20, 30])
+
+
+def test_pad_mask_with_offsets_like_the_toolkit_sends_them():
+    crop = np.ones((4, 6), np.uint8)
+    full = pad_mask(crop, (3, 2), 10, 12)
+    assert full.shape == (10, 12) and full.sum() == 24 and full[2:6, 3:9].all()
+    # a crop that runs past the frame (toolkit issue 98: array(True) is not frame-sized)
+    edge = pad_mask(crop, (9, 8), 10, 12)
+    assert edge.sum() == 2 * 3 and edge[8:10, 9:12].all()
+    assert np.array_equal(tight_box(crop, (3, 2)), [3, 2, 9, 6])
+    assert tight_box(np.zeros((3, 3))) is None
+
+
+def test_box_masks_and_trax_crops():
+    mask = box_mask([2.5, 1.0, 5.0, 4.2], 8, 8)
+    assert np.array_equal(np.argwhere(mask).min(0), [1, 2]) and np.array_equal(np.argwhere(mask).max(0), [4, 4])
+    crop, x0, y0 = crop_to_content(mask)
+    assert (x0, y0) == (2, 1) and crop.shape == (4, 3) and crop.dtype == np.uint8 and crop.flags["C_CONTIGUOUS"]
+    empty, ex, ey = crop_to_content(np.zeros((5, 5), bool))
+    assert empty.shape == (1, 1) and empty.sum() == 0
+    a, b = BoxMaskGenerator()(np.zeros((10, 10, 3), np.uint8), np.array([[0, 0, 6, 6], [3, 3, 9, 9]]),
+                              np.array([0.2, 0.9]))
+    assert not (a & b).any() and b.sum() == 36 and a.sum() == 36 - 9

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Build a VOT toolkit workspace that tracks with LoRAT.
+#
+#   ./workspace_setup.sh --demo
+#       Offline demo: install, write synthetic multi-object sequences with full ground truth, track them
+#       with the small LoRAT that ships in vot_lorat/weights/, then vot evaluate / analysis / report.
+#   ./workspace_setup.sh --stack vots2024/main --backbone dinov2_vitl14_pretrain.pth \
+#                        --weights LoRAT-L-378/model.bin [--sam sam_vit_h_4b8939.pth]
+#       A workspace for a real stack with the official weights; then: cd vot_workspace && vot evaluate LoRAT
+#
+# Options:
+#   --workspace DIR        workspace folder (default: ./vot_workspace, or ./demo_workspace with --demo)
+#   --stack NAME           VOT stack (default vots2024/main)
+#   --variant V            B-224, B-378, L-224, L-378, g-224, g-378, S-224, S-378 (default: read from --weights)
+#   --backbone FILE        Meta DINOv2 .pth or timm .safetensors
+#   --weights FILE         LoRAT checkpoint (the released model.bin, or one from python -m training)
+#   --device DEV           auto (default), cpu, cuda, cuda:1 ...
+#   --precision P          auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16
+#   --sam FILE             SAM checkpoint (sam_vit_{b,l,h}_*.pth): adds the LoRAT-SAM tracker
+#   --sam-mode M           crop (the reference, default) or frame (one SAM encoding per frame)
+#   --absence-threshold T  report an object absent when its confidence is below T (default: off)
+#   --timeout S            seconds the toolkit waits for one frame (default 600)
+#   --nodownload           vot initialize without downloading the dataset
+#   --demo                 the offline demo (see above)
+#   --retrain              with --demo: first retrain the small model (hours on a CPU) instead of using
+#                          the shipped one
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="$REPO/.venv/bin/python"
+VOT="$REPO/.venv/bin/vot"
+DEMO_WEIGHTS="$REPO/vot_lorat/weights/lorat_tiny_synthetic.safetensors"
+
+workspace="" stack="vots2024/main" variant="" backbone="" weights="" device="auto" precision="auto"
+sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0
+
+die() { echo "workspace_setup.sh: $*" >&2; exit 2; }
+need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --workspace) need_value "$@"; workspace="$2"; shift 2 ;;
+        --stack) need_value "$@"; stack="$2"; shift 2 ;;
+        --variant) need_value "$@"; variant="$2"; shift 2 ;;
+        --backbone) need_value "$@"; backbone="$2"; shift 2 ;;
+        --weights) need_value "$@"; weights="$2"; shift 2 ;;
+        --device) need_value "$@"; device="$2"; shift 2 ;;
+        --precision) need_value "$@"; precision="$2"; shift 2 ;;
+        --sam) need_value "$@"; sam="$2"; shift 2 ;;
+        --sam-mode) need_value "$@"; sam_mode="$2"; shift 2 ;;
+        --absence-threshold) need_value "$@"; absence="$2"; shift 2 ;;
+        --timeout) need_value "$@"; timeout="$2"; shift 2 ;;
+        --nodownload) nodownload=1; shift ;;
+        --demo) demo=1; shift ;;
+        --retrain) retrain=1; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+
+"$REPO/install.sh"
+
+trackers_args=(--repo "$REPO" --python "$PY" --device "$device" --precision "$precision" --timeout "$timeout")
+if [ -n "$absence" ]; then trackers_args+=(--absence-threshold "$absence"); fi
+
+if [ "$demo" = 1 ]; then
+    start=$(date +%s)
+    workspace="${workspace:-$PWD/demo_workspace}"
+    if [ "$retrain" = 1 ]; then
+        echo "== retraining the demo model (the command in vot_lorat/weights/README.md)"
+        "$PY" -m training train --variant tiny --full-finetune --layer-scale-init 1.0 --data synthetic \
+            --eval-data synthetic,split=held_out,sequences=24 --output "$REPO/runs/demo-retrain" --epochs 40 \
+            --samples-per-epoch 32768 --batch-size 32 --lr 1e-3 --warmup-epochs 0.1 --translation-jitter 1.0 \
+            --workers 2 --threads 1 --log-every 50 --checkpoint-interval 2 --keep-checkpoints 3 --resume
+        DEMO_WEIGHTS="$REPO/runs/demo-retrain/model.safetensors"
+    fi
+    [ -f "$DEMO_WEIGHTS" ] || die "demo weights $DEMO_WEIGHTS are missing; run with --retrain"
+    if [ -e "$workspace" ]; then
+        [ -f "$workspace/.lorat_demo" ] || die "$workspace exists and is not a demo workspace; pick --workspace"
+        rm -rf "$workspace"
+    fi
+    mkdir -p "$workspace/sequences" "$workspace/results"
+    touch "$workspace/.lorat_demo"
+    echo "== writing synthetic sequences to $workspace/sequences"
+    "$PY" -m training make-vot-sequences --output "$workspace/sequences" --count 6 --frames 80 --objects 3
+    "$PY" -m vot_lorat.workspace stack --output "$workspace/stack.yaml"
+    printf 'registry:\n- ./trackers.ini\nstack: stack.yaml\n' > "$workspace/config.yaml"
+    "$PY" -m vot_lorat.workspace trackers --output "$workspace/trackers.ini" "${trackers_args[@]}" \
+        --variant tiny --weights "$DEMO_WEIGHTS" --threads 1 --static
+    cd "$workspace"
+    echo "== vot evaluate"
+    "$VOT" evaluate LoRAT LoRAT-mask static
+    echo "== vot analysis"
+    "$VOT" analysis LoRAT LoRAT-mask static --format json --name demo
+    echo "== vot report"
+    "$VOT" report LoRAT LoRAT-mask static --format html --name demo
+    echo
+    echo "Offline demo: $(ls sequences | grep -c synth) synthetic sequences, VOTS-style scores"
+    "$PY" -m vot_lorat.workspace summary analysis/demo.json
+    echo
+    echo "Report: $workspace/reports/demo/report.html"
+    echo "Done in $(( $(date +%s) - start )) s."
+    exit 0
+fi
+
+[ -n "$weights" ] || die "--weights is required (or use --demo)"
+[ -n "$backbone" ] || die "--backbone is required: the DINOv2 weights the LoRAT checkpoint was trained on"
+workspace="${workspace:-$PWD/vot_workspace}"
+[ -f "$workspace/config.yaml" ] && die "$workspace already holds a workspace; pick another --workspace"
+mkdir -p "$workspace"
+"$PY" -m vot_lorat.workspace trackers --output "$workspace/.trackers.ini.new" "${trackers_args[@]}" \
+    ${variant:+--variant "$variant"} --backbone "$backbone" --weights "$weights" \
+    ${sam:+--sam "$sam"} --sam-mode "$sam_mode"
+init_args=(initialize "$stack" --workspace "$workspace")
+if [ "$nodownload" = 1 ]; then init_args+=(--nodownload); fi
+echo "== vot ${init_args[*]}"
+if ! "$VOT" "${init_args[@]}"; then
+    echo "workspace_setup.sh: vot initialize failed (no network? retry, or use --nodownload and fill" \
+         "$workspace/sequences yourself, with a list.txt)" >&2
+fi
+mv "$workspace/.trackers.ini.new" "$workspace/trackers.ini"
+echo
+echo "Workspace ready: $workspace"
+echo "  cd $workspace && $VOT evaluate LoRAT        # rectangles"
+echo "  cd $workspace && $VOT evaluate LoRAT-mask   # box-filled masks"
+if [ -n "$sam" ]; then echo "  cd $workspace && $VOT evaluate LoRAT-SAM    # SAM masks ($sam_mode mode)"; fi
+echo "  then: $VOT analysis / $VOT report / $VOT pack LoRAT"
