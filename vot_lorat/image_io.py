@@ -1,8 +1,14 @@
-"""Reading frames as RGB arrays."""
+"""Reading frames as RGB arrays, and finding the frames of a folder in order."""
 from __future__ import annotations
+
+import os
+import re
+from typing import List
 
 import cv2
 import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -11,3 +17,13 @@ def read_rgb(path: str) -> np.ndarray:
     if image is None:
         raise OSError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts ``frame2`` before ``frame10`` and ``airplane-2`` before ``airplane-10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: str) -> List[str]:
+    """Image file names of a folder (``.jpg .jpeg .png .bmp``, any case) in natural order."""
+    return sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)

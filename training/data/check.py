@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from vot_lorat.image_io import read_rgb
+from vot_lorat.image_io import IMAGE_EXTENSIONS, natural_key, read_rgb
 
 from ..config import DataSource
 from .annotations import COUNT, MISSING_FRAME, OUTSIDE, UNREADABLE, Problem
-from .folders import IMAGE_EXTENSIONS, log as reader_log, natural_key
+from .folders import log as reader_log
 from .registry import build_dataset
 from .sequence import FileSequence, SequenceDataset, valid_boxes
 

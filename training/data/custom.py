@@ -27,8 +27,10 @@ from __future__ import annotations
 import os
 from typing import List
 
+from vot_lorat.image_io import list_frames, natural_key
+
 from .annotations import MISSING_FILE, MISSING_FRAME, Problem, fit_track, read_boxes
-from .folders import IMAGE_EXTENSIONS, FolderDataset, natural_key, read_list
+from .folders import FolderDataset, read_list
 
 
 class CustomDataset(FolderDataset):
@@ -47,8 +49,7 @@ class CustomDataset(FolderDataset):
                                                                      "skipped"))
                 continue
             frame_dir = os.path.join(folder, "img") if os.path.isdir(os.path.join(folder, "img")) else folder
-            files = sorted((f for f in os.listdir(frame_dir) if f.lower().endswith(IMAGE_EXTENSIONS)),
-                           key=natural_key)
+            files = list_frames(frame_dir)
             if not files:
                 self.problems.append(Problem(name, MISSING_FRAME, frame_dir, "no frames; sequence skipped"))
                 continue

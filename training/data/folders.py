@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 from typing import List, Optional
 
 import numpy as np
@@ -14,13 +13,6 @@ from .annotations import Problem, read_lines
 from .sequence import FileSequence, SequenceDataset
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def natural_key(name: str) -> list:
-    """Sort key that puts ``frame2`` before ``frame10`` and ``airplane-2`` before ``airplane-10``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def read_list(path: str) -> List[str]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import os
 from typing import List
 
+from vot_lorat.image_io import natural_key
+
 from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_flags
-from .folders import FolderDataset, natural_key, read_list
+from .folders import FolderDataset, read_list
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
 FLAG_FILES = ("full_occlusion.txt", "out_of_view.txt")
