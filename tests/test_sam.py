@@ -402,12 +402,12 @@ def test_build_sam_errors_name_the_expected_file(tmp_path):
         build_sam("vit_b", wrong)
 
 
-def test_build_sam_loads_a_checkpoint_file(tmp_path, monkeypatch):
-    """The real loading path, with the tiny SAM standing in for vit_b (a real file is 375 MB)."""
-    saved = save_tiny_sam(tmp_path / "sam_vit_b_01ec64.pth", seed=3)
-    monkeypatch.setitem(sam_module.SAM_ENCODERS, "vit_b", (64, 2))
-    monkeypatch.setitem(sam_module.sam_model_registry, "vit_b", lambda: build_tiny_sam(seed=7))
-    loaded = build_sam("vit_b", tmp_path / "sam_vit_b_01ec64.pth")
+def test_build_sam_loads_a_checkpoint_file(tmp_path):
+    """The real loading path (a real vit_b file is 375 MB): the tiny type reads its own file."""
+    saved = save_tiny_sam(tmp_path / "tiny_sam.pth", seed=3)
+    loaded = build_sam("tiny", tmp_path / "tiny_sam.pth")
     assert not loaded.training and loaded.device.type == "cpu"
     for key, value in saved.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(ValueError, match=r"holds tiny weights.*sam_vit_b_01ec64\.pth"):
+        build_sam("vit_b", tmp_path / "tiny_sam.pth")

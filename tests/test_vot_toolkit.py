@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 
 from training.vot_sequences import make_vot_sequences
-from vot_lorat.workspace import headline, trackers_ini, DEMO_STACK
+from tiny_sam import save_tiny_sam
+from vot_lorat.workspace import DEMO_STACK, headline, trackers_ini
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOT = os.path.join(os.path.dirname(sys.executable), "vot")
 WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
 CORRUPT_FRAME = 6  # 1-based file number in synth01
+TRACKERS = ("LoRAT", "LoRAT-mask", "LoRAT-SAM", "LoRAT-SAM-frame", "static")
+MASK_TRACKERS = ("LoRAT-mask", "LoRAT-SAM", "LoRAT-SAM-frame")
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +48,20 @@ def workspace(tmp_path_factory):
     (seqs / "synth01" / "color" / f"{CORRUPT_FRAME:08d}.jpg").write_bytes(b"not a jpeg at all")
     (ws / "stack.yaml").write_text(DEMO_STACK)
     (ws / "config.yaml").write_text("registry:\n- ./trackers.ini\nstack: stack.yaml\n")
-    ini = trackers_ini(ROOT, sys.executable, "tiny", None, WEIGHTS, device="cpu", threads=1, static=True)
+    save_tiny_sam(ws / "tiny_sam.pth")
+    ini = trackers_ini(ROOT, sys.executable, "tiny", None, WEIGHTS, device="cpu", threads=1, static=True,
+                       sam=str(ws / "tiny_sam.pth"), sam_model="tiny", sam_mode="crop")
+    ini += ("\n[LoRAT-SAM-frame]\nlabel = LoRAT + tiny SAM, frame mode\nprotocol = traxpython\n"
+            f"command = vot_lorat\npaths = {ROOT}\npython = {sys.executable}\nenv_LORAT_VARIANT = tiny\n"
+            f"env_LORAT_WEIGHTS = {WEIGHTS}\nenv_LORAT_THREADS = 1\nenv_LORAT_MASK = sam\n"
+            f"env_LORAT_SAM_MODEL = tiny\nenv_LORAT_SAM_CHECKPOINT = {ws / 'tiny_sam.pth'}\n"
+            "env_LORAT_SAM_MODE = frame\n")
     ini += ("\n[LoRAT-missing]\nlabel = missing weights\nprotocol = traxpython\ncommand = vot_lorat\n"
             f"paths = {ROOT}\npython = {sys.executable}\nenv_LORAT_VARIANT = tiny\n"
             f"env_LORAT_WEIGHTS = {ws / 'no_such_model.bin'}\n")
     (ws / "trackers.ini").write_text(ini)
     (ws / "results").mkdir()
-    vot(ws, "evaluate", "LoRAT", "LoRAT-mask", "static")
+    vot(ws, "evaluate", *TRACKERS)
     return ws
 
 
@@ -68,7 +78,7 @@ def test_every_object_of_every_sequence_has_a_full_trajectory(workspace):
         gts = sorted((workspace / "sequences" / seq).glob("groundtruth_*.txt"))
         frames = len(gts[0].read_text().splitlines())
         for obj in range(len(gts)):
-            for tracker, kind in (("LoRAT", Rectangle), ("LoRAT-mask", Mask)):
+            for tracker, kind in (("LoRAT", Rectangle),) + tuple((t, Mask) for t in MASK_TRACKERS):
                 traj = _trajectory(workspace, tracker, seq, obj)
                 assert len(traj) == frames
                 assert isinstance(traj[0], Special)
@@ -80,7 +90,7 @@ def test_every_object_of_every_sequence_has_a_full_trajectory(workspace):
 
 def test_empty_initial_mask_means_absent_on_every_frame(workspace):
     obj = len(list((workspace / "sequences" / "synth00").glob("groundtruth_*.txt"))) - 1
-    for tracker in ("LoRAT", "LoRAT-mask"):
+    for tracker in ("LoRAT",) + MASK_TRACKERS:
         traj = _trajectory(workspace, tracker, "synth00", obj)
         assert all(r.is_empty() for r in traj[1:])
 
@@ -97,19 +107,17 @@ def test_unreadable_frame_repeats_the_previous_answer(workspace):
             assert len({conf[CORRUPT_FRAME - 3], conf[CORRUPT_FRAME - 2], conf[CORRUPT_FRAME]}) == 3
 
 
-def test_masks_of_different_objects_are_disjoint(workspace):
-    from vot.region import Mask
-
+@pytest.mark.parametrize("tracker", MASK_TRACKERS)
+def test_masks_of_different_objects_are_disjoint(workspace, tracker):
     n = len(list((workspace / "sequences" / "synth01").glob("groundtruth_*.txt")))
-    trajs = [_trajectory(workspace, "LoRAT-mask", "synth01", i) for i in range(n)]
+    trajs = [_trajectory(workspace, tracker, "synth01", i) for i in range(n)]
     for t in range(1, len(trajs[0])):
-        masks = [r.rasterize((0, 0, 639, 479)) if isinstance(r, Mask) else None for r in (tr[t] for tr in trajs)]
-        total = sum(m.astype(int) for m in masks)
+        total = sum(tr[t].rasterize((0, 0, 639, 479)).astype(int) for tr in trajs)
         assert total.max() <= 1
 
 
 def test_analysis_gives_vots_scores_and_lorat_beats_static(workspace):
-    vot(workspace, "analysis", "LoRAT", "LoRAT-mask", "static", "--format", "json", "--name", "t")
+    vot(workspace, "analysis", *TRACKERS, "--format", "json", "--name", "t")
     rows = {r["tracker"]: r for r in headline(json.loads((workspace / "analysis" / "t.json").read_text()))}
     for row in rows.values():
         assert 0 <= row["quality"] <= 1 and 0 <= row["accuracy"] <= 1 and 0 <= row["robustness"] <= 1

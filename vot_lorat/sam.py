@@ -18,6 +18,7 @@ overlaps) are made only for objects whose windows meet another's.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from segment_anything.build_sam import sam_model_registry
-from segment_anything.modeling import Sam
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from . import box as bx
@@ -34,14 +35,34 @@ from .crop import crop_image, image_mean, siamfc_params
 from .masks import resolve_overlaps
 from .tracker import PRECISIONS, frame_tensor
 
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
 SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
-                   "vit_h": "sam_vit_h_4b8939.pth"}
+                   "vit_h": "sam_vit_h_4b8939.pth", "tiny": "a tiny SAM state dict saved with torch.save"}
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
-# (image-encoder width, number of blocks): what tells the three checkpoints apart
-SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32)}
+# (image-encoder width, number of blocks): what tells the checkpoints apart
+SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32), "tiny": (64, 2)}
 MODES = ("crop", "frame")
 GUARDS = ("box", "empty", "none")
+
+
+def build_tiny_sam() -> Sam:
+    """SAM's real architecture at toy sizes (256 px input, 16x16 embedding, 64x64 low-res grid), randomly
+    initialised: it runs in milliseconds on a CPU, so tests and the offline demo can exercise every SAM
+    code path, the TraX server included (``LORAT_SAM_MODEL=tiny``)."""
+    image_size, patch, prompt_dim, depth = 256, 16, 32, 2
+    grid = image_size // patch
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=image_size, patch_size=patch, embed_dim=64, depth=depth, num_heads=2, mlp_ratio=2.0,
+            out_chans=prompt_dim, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True, window_size=4, global_attn_indexes=(depth - 1,)),
+        prompt_encoder=PromptEncoder(embed_dim=prompt_dim, image_embedding_size=(grid, grid),
+                                     input_image_size=(image_size, image_size), mask_in_chans=4),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2),
+            transformer_dim=prompt_dim, iou_head_depth=3, iou_head_hidden_dim=32),
+    ).eval()
 
 
 def _encoder_shape(state: dict) -> Optional[Tuple[int, int]]:
@@ -77,7 +98,7 @@ def build_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, 
         known = [t for t, shape in SAM_ENCODERS.items() if shape == found]
         what = f"{known[0]} weights (as in {SAM_CHECKPOINTS[known[0]]})" if known else "an unknown SAM size"
         raise ValueError(f"{path} holds {what}: image encoder width {found[0]}, {found[1]} blocks; {need}")
-    sam = sam_model_registry[model_type]()
+    sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
     sam.load_state_dict(state)
     return sam.to(device).eval()
 
