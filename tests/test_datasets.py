@@ -241,3 +241,16 @@ def test_readers_survive_bad_lines_and_warn(tmp_path, caplog):
     assert dataset[0].visible.tolist() == [True, False, False]
     assert [p.where for p in dataset.problems] == [f"{tmp_path / 'seq' / 'groundtruth.txt'}:{n}" for n in (2, 3)]
     assert "2 problem(s)" in caplog.text and "check-data custom" in caplog.text
+
+
+def test_vot_workspace_sequences_one_per_visible_object(tmp_path):
+    from training.vot_sequences import make_vot_sequences
+
+    info = make_vot_sequences(str(tmp_path / "sequences"), count=2, frames=12, objects=2, seed=3)
+    dataset = build_dataset(DataSource.parse(f"vot:{tmp_path / 'sequences'}"))
+    assert dataset.name == f"vot-{tmp_path.name}"
+    assert len(dataset) == sum(i["objects"] for i in info)
+    seq = dataset[0]
+    assert seq.name == "synth00_0" and seq.num_frames == 12
+    assert np.isfinite(seq.boxes[0]).all() and (seq.boxes[0, 2:] > seq.boxes[0, :2]).all()
+    assert seq.frame(0).shape[2] == 3

@@ -12,6 +12,7 @@ from .lasot import LaSOT
 from .sequence import SequenceDataset
 from .synthetic import HELD_OUT_SEED_OFFSET, SyntheticDataset, SyntheticSpec
 from .trackingnet import TrackingNet
+from .vot import VOTSequences
 
 
 def _synthetic(source: DataSource) -> SequenceDataset:
@@ -55,6 +56,7 @@ READERS: Dict[str, Callable[[DataSource], SequenceDataset]] = {
     "trackingnet": _files(TrackingNet),
     "coco": _files(COCO),
     "custom": _files(CustomDataset),
+    "vot": _files(VOTSequences),
 }
 
 
