@@ -7,6 +7,7 @@ so what the checker reports is exactly what the readers did.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence as Seq, Tuple
@@ -106,6 +107,21 @@ def read_flags(path: str, sequence: str) -> Tuple[np.ndarray, List[Problem]]:
                                         f"flag {len(flags)} is {token!r}, not 0 or 1; read as 0"))
             flags.append(token == "1")
     return np.array(flags, dtype=bool), problems
+
+
+def read_optional_flags(paths: Seq[str], sequence: str) -> Tuple[List[Tuple[str, np.ndarray]], List[Problem]]:
+    """The absence-flag files that exist among ``paths`` as ``(path, flags)``; a missing one is reported
+    (every frame then counts as annotated)."""
+    flags, problems = [], []
+    for path in paths:
+        if os.path.isfile(path):
+            flag, more = read_flags(path, sequence)
+            flags.append((path, flag))
+            problems += more
+        else:
+            problems.append(Problem(sequence, MISSING_FILE, path, "no absence flags: every frame counts as "
+                                                                  "annotated"))
+    return flags, problems
 
 
 def fit_track(rows: np.ndarray, path: str, sequence: str, frames: Optional[int] = None,

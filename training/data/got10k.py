@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_flags
+from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_optional_flags
 from .folders import FolderDataset, count_numbered, read_list
 
 SPLITS = ("train", "val", "test", "vot_train", "vot_val")
@@ -84,15 +84,8 @@ class GOT10k(FolderDataset):
         if self.split == "test":
             boxes, more = fit_track(rows, gt, name, frames=count_numbered(folder, 1), complete=False)
         else:
-            absence = os.path.join(folder, "absence.label")
-            flags = []
-            if os.path.isfile(absence):
-                flag, more = read_flags(absence, name)
-                flags.append((absence, flag))
-                problems += more
-            else:
-                problems.append(Problem(name, MISSING_FILE, absence, "no absence flags: every frame counts as "
-                                                                     "annotated"))
+            flags, flag_problems = read_optional_flags([os.path.join(folder, "absence.label")], name)
+            problems += flag_problems
             boxes, more = fit_track(rows, gt, name, flags=flags)
         self.problems += problems + more
         self.add(name, folder, boxes)

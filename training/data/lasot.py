@@ -23,7 +23,7 @@ from typing import List
 
 from vot_lorat.image_io import natural_key
 
-from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_flags
+from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_optional_flags
 from .folders import FolderDataset, read_list
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
@@ -43,18 +43,9 @@ class LaSOT(FolderDataset):
                                                                      f"sequence skipped"))
                 continue
             rows, problems = read_boxes(gt, name)
-            flags = []
-            for flag_file in FLAG_FILES:
-                path = os.path.join(folder, flag_file)
-                if os.path.isfile(path):
-                    flag, more = read_flags(path, name)
-                    flags.append((path, flag))
-                    problems += more
-                else:
-                    problems.append(Problem(name, MISSING_FILE, path, "no absence flags: every frame counts as "
-                                                                      "annotated"))
+            flags, flag_problems = read_optional_flags([os.path.join(folder, f) for f in FLAG_FILES], name)
             boxes, more = fit_track(rows, gt, name, flags=flags)
-            self.problems += problems + more
+            self.problems += problems + flag_problems + more
             self.add(name, os.path.join(folder, "img"), boxes)
         self.finish()
 
