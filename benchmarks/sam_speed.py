@@ -13,21 +13,16 @@ The frame is synthetic: coloured ellipses on a smooth background, one box per el
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
-import torch
 from segment_anything.build_sam import sam_model_registry
 from segment_anything.modeling import Sam
 
+from common import add_common_args, apply_threads, emit_tables, markdown_table, summarize, time_calls, write_json
 from vot_lorat.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_sam
 from vot_lorat.tracker import PRECISIONS
 
@@ -71,7 +66,6 @@ def main() -> None:
     parser.add_argument("--model-type", choices=SAM_MODEL_TYPES, default="vit_b")
     parser.add_argument("--checkpoint", help="Meta's sam_vit_*.pth; random weights without it")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny SAM instead of --model-type")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--objects", nargs="+", type=int, default=[1, 4, 16])
@@ -79,59 +73,45 @@ def main() -> None:
     parser.add_argument("--frame-size", default="1280x720", help="WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=3, help="timed frames per setting")
     parser.add_argument("--warmup", type=int, default=1, help="untimed frames per setting")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", type=Path, help="write the settings and numbers here")
+    add_common_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     width, height = (int(v) for v in args.frame_size.lower().split("x"))
 
     sam = load_model(args)
     rows: List[Dict] = []
     for count in args.objects:
+        frames = [synthetic_frame(width, height, count, seed=i) for i in range(args.warmup + args.frames)]
         masks = {}
         for mode in args.modes:
             generator = SamMaskGenerator(sam, SamOptions(mode=mode, precision=args.precision, guard=args.guard))
-            times, fallbacks = [], 0
-            for frame in range(args.warmup + args.frames):
-                image, boxes = synthetic_frame(width, height, count, seed=frame)
-                start = time.perf_counter()
-                results = generator(image, boxes)  # numpy masks: the device has finished
-                if frame >= args.warmup:
-                    times.append((time.perf_counter() - start) * 1e3)
-                    masks.setdefault(mode, []).extend(r.mask for r in results)
-                    fallbacks += sum(r.fallback for r in results)
-            rows.append({"mode": mode, "objects": count, "median_ms": statistics.median(times), "min_ms": min(times),
-                         "times_ms": times, "guard_fallbacks": fallbacks})
+            timed_results = []
+
+            def step(i: int) -> None:
+                results = generator(*frames[i])  # numpy masks: the device has finished
+                if i >= args.warmup:
+                    timed_results.extend(results)
+
+            times = time_calls(step, args.warmup, args.frames, args.device)
+            masks[mode] = [r.mask for r in timed_results]
+            stats = summarize(times)
+            rows.append({"mode": mode, "objects": count, "median_ms": stats["median_ms"], "min_ms": stats["min_ms"],
+                         "times_ms": times, "guard_fallbacks": sum(r.fallback for r in timed_results)})
         if len(masks) == 2:
             for row in rows[-2:]:
                 row["crop_frame_mean_iou"] = mean_iou(masks["crop"], masks["frame"])
 
     model = "tiny" if args.tiny else args.model_type + ("" if args.checkpoint else " (random weights)")
-    print(f"\nSAM {model}, {args.device}, {args.precision}, frame {width}x{height}, "
-          f"{args.frames} timed frames after {args.warmup} warm-up\n")
-    print("| mode | objects | median ms/frame | min ms/frame | guard fallbacks | crop/frame mean IoU |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        iou = f"{row['crop_frame_mean_iou']:.3f}" if "crop_frame_mean_iou" in row else "-"
-        print(f"| {row['mode']} | {row['objects']} | {row['median_ms']:.1f} | {row['min_ms']:.1f} | "
-              f"{row['guard_fallbacks']}/{row['objects'] * args.frames} | {iou} |")
-
-    if args.json:
-        report = {
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
-            "torch": torch.__version__,
-            "segment_anything": version("segment-anything"),
-            "device": args.device,
-            "settings": {"model": model, "precision": args.precision, "guard": args.guard,
-                         "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup,
-                         "sam_input_size": int(sam.image_encoder.img_size)},
-            "results": rows,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    title = (f"SAM {model}, {args.device}, {args.precision}, frame {width}x{height}, "
+             f"{args.frames} timed frames after {args.warmup} warm-up")
+    headers = ["mode", "objects", "median ms/frame", "min ms/frame", "guard fallbacks", "crop/frame mean IoU"]
+    cells = [[row["mode"], str(row["objects"]), f"{row['median_ms']:.1f}", f"{row['min_ms']:.1f}",
+              f"{row['guard_fallbacks']}/{row['objects'] * args.frames}",
+              f"{row['crop_frame_mean_iou']:.3f}" if "crop_frame_mean_iou" in row else "-"] for row in rows]
+    emit_tables([(title, markdown_table(headers, cells))], args.markdown)
+    settings = {"model": model, "precision": args.precision, "guard": args.guard, "frame_size": [width, height],
+                "frames": args.frames, "warmup": args.warmup, "sam_input_size": int(sam.image_encoder.img_size)}
+    write_json(args.json, args.device, settings, rows, segment_anything=version("segment-anything"))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,6 @@ def test_two_process_torchrun_on_cpu_keeps_ranks_identical(tmp_path):
         import os, sys, torch
         sys.path.insert(0, {ROOT!r})
         from training.config import DataSource, TrainConfig
-from training.data.transform import JitterConfig
         from training.trainer import train
         cfg = TrainConfig(variant="tiny", full_finetune=True, layer_scale_init=1.0,
                           data=[DataSource.parse("synthetic,sequences=100,frames=40")], output_dir={str(tmp_path)!r},

@@ -63,7 +63,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--weights", required=True, help="LoRAT checkpoint (model.bin / model.safetensors)")
     p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]")
     p.add_argument("--output", required=True, help="folder for the pytracking result files and metrics")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto: cuda when available (under torchrun: this rank's GPU)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--max-sequences", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
@@ -123,15 +123,17 @@ def _run_evaluate(args) -> int:
 
     from .data.registry import build_dataset
     from .evaluate import evaluate, format_report
+    from .trainer import setup_process
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = load_model(args.variant, args.backbone, args.weights, device=args.device)
+    proc = setup_process(args.device, args.threads)  # under torchrun, sequences are split across the ranks
+    model = load_model(args.variant, args.backbone, args.weights, device=proc.device)
     datasets = [build_dataset(DataSource.parse(d)) for d in args.data]
-    report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences)
-    print(format_report(report))
-    with open(os.path.join(args.output, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences,
+                      rank=proc.rank, world=proc.world)
+    if proc.main:
+        print(format_report(report))
+        with open(os.path.join(args.output, "report.json"), "w") as f:
+            json.dump(report, f, indent=1)
     return 0
 
 

@@ -52,18 +52,19 @@ class Process:
             dist.barrier()
 
 
-def setup_process(cfg: TrainConfig) -> Process:
-    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and start the process group if needed."""
+def setup_process(device: str = "auto", threads: int = 0) -> Process:
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), pick this rank's device and start the
+    process group if there are several ranks. ``threads`` > 0 sets the CPU threads."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    want = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    want = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(want)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank if device.index is None else device.index)
         torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, cfg.threads))
+    elif threads > 0:
+        torch.set_num_threads(threads)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Process(rank, world, local_rank, device)
@@ -79,6 +80,20 @@ def autocast_and_scaler(precision: str, device: torch.device):
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return precision, (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler, params, max_norm: float) -> torch.Tensor:
+    """Unscale (fp16), clip the gradient norm, step, zero the gradients; returns the norm before clipping."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
 
 
 def build_training_model(cfg: TrainConfig):
@@ -104,7 +119,7 @@ def _datasets(sources) -> list[SequenceDataset]:
 def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = None) -> Dict[str, Any]:
     """Train (or continue) the run in ``cfg.output_dir``; ``stop_after`` ends early after that many optimiser
     steps of this invocation (to test resuming). Returns the final step and evaluation report."""
-    proc = setup_process(cfg)
+    proc = setup_process(cfg.device, max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     precision, autocast, scaler = autocast_and_scaler(cfg.precision, proc.device)
     if not cfg.data:
@@ -188,15 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
         window_samples += batch["z"].shape[0] * proc.world
         if not last_micro:
             continue
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(optimizer, scaler, trainable, cfg.grad_clip)
         step += 1
         epoch = step / steps_per_epoch
         if step % cfg.log_every == 0 or step == end_step:
