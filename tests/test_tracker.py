@@ -130,3 +130,18 @@ def test_box_masks_and_trax_crops():
     a, b = BoxMaskGenerator()(np.zeros((10, 10, 3), np.uint8), np.array([[0, 0, 6, 6], [3, 3, 9, 9]]),
                               np.array([0.2, 0.9]))
     assert not (a & b).any() and b.sum() == 36 and a.sum() == 36 - 9
+
+
+def test_int8_precision_needs_merged_weights_and_stays_close(model, scene):
+    import copy
+
+    with pytest.raises(ValueError, match="merged weights"):
+        LoRATTracker(model, precision="int8")
+    merged = vot_lorat.merge_lora(copy.deepcopy(model))
+    fp32, int8 = LoRATTracker(merged), LoRATTracker(merged, precision="int8")
+    for t in (fp32, int8):
+        t.add_object(scene.render(0), scene.boxes(0)[0])
+    a, b = fp32.track(scene.render(1))[0], int8.track(scene.render(1))[0]
+    size = bx.size(scene.boxes(0)[0]).mean()
+    assert np.abs(a.box - b.box).max() < 0.25 * size
+    assert "Quantized" in type(int8.model.blocks[0].attn.qkv).__name__ and int8.model is not merged

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
@@ -15,10 +16,12 @@ import torch
 
 from . import box as bx
 from .crop import CropParams, crop_image, image_mean, normalize, siamfc_params, token_mask
+from .lora import has_lora
 from .model import LoRAT
 from .postprocess import hann_window_2d, select_boxes
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# autocast dtype per precision; int8 is dynamic quantisation of the Linear layers instead (CPU only)
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
 
 
 @dataclass
@@ -33,6 +36,19 @@ class _Object:
     token_mask: torch.Tensor  # (gz, gz) int64
     fill: torch.Tensor  # (3,) padding colour: the mean of the frame the object started in
     box: np.ndarray  # search state: last valid output box, xyxy
+
+
+def quantize_int8(model: LoRAT) -> torch.nn.Module:
+    """A copy of a merged model with int8 dynamic-quantised Linear layers (about 2x faster on a CPU)."""
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("int8 precision runs on the CPU only; use fp16 or bf16 on a GPU")
+    if has_lora(model):
+        raise ValueError("int8 needs merged weights: load the model with merge=True (load_model's default)")
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao, still works
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def frame_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -52,9 +68,9 @@ class LoRATTracker:
     def __init__(self, model: LoRAT, precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.model = model.eval()
         self.config = model.config
         self.device = next(model.parameters()).device
+        self.model = quantize_int8(model) if precision == "int8" else model.eval()
         self.autocast_dtype = PRECISIONS[precision]
         grid = self.config.search_grid
         self.window = hann_window_2d(grid, grid, self.device)
