@@ -33,7 +33,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from . import box as bx
 from .crop import crop_image, image_mean, siamfc_params
 from .masks import resolve_overlaps
-from .tracker import PRECISIONS, frame_tensor
+from .tracker import frame_tensor
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
 SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
@@ -42,6 +42,7 @@ SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 # (image-encoder width, number of blocks): what tells the checkpoints apart
 SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32), "tiny": (64, 2)}
 MODES = ("crop", "frame")
+AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 GUARDS = ("box", "empty", "none")
 
 
@@ -121,8 +122,8 @@ class SamOptions:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.guard not in GUARDS:
             raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in AUTOCAST:
+            raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, got {self.precision!r}")
         if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
 
@@ -169,7 +170,7 @@ class SamMaskGenerator:
         self.resize = ResizeLongestSide(self.input_size)
 
     def _autocast(self):
-        dtype = PRECISIONS[self.options.precision]
+        dtype = AUTOCAST[self.options.precision]
         return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     @torch.inference_mode()
