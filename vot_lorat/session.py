@@ -77,7 +77,12 @@ class TrackingSession:
         return out
 
     def _begin(self, slot: _Slot, image: np.ndarray) -> None:
-        slot.tracker_id = self.tracker.add_object(image, slot.pending_box)
+        """Start tracking a slot's object; one that cannot start is reported absent from then on."""
+        try:
+            slot.tracker_id = self.tracker.add_object(image, slot.pending_box)
+        except Exception:  # noqa: BLE001 - one object must not end the session of the others
+            log.exception("cannot start tracking the object in %s; reporting it absent", slot.pending_box)
+            slot.last = ABSENT
         slot.pending_box = None
 
     def step(self, image: Optional[np.ndarray]) -> List[ObjectState]:

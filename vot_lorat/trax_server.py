@@ -118,6 +118,7 @@ class TraxTracker:
         self.session = session
         self.masks = masks
         self.height = self.width = 0
+        self.expected = 0  # objects the toolkit has given so far: every answer must have this many entries
 
     def _read(self, request) -> Optional[np.ndarray]:
         try:
@@ -136,36 +137,53 @@ class TraxTracker:
     def _initial(self, objects, image: Optional[np.ndarray]):
         boxes, masks = [], []
         for region, _ in objects:
-            if region.type == trax.Region.MASK:
-                crop, offset = region.array(), region.offset()
-                box = tight_box(crop > 0, offset)
-                if box is not None and image is not None:
-                    box = bx.clip(box, self.width, self.height)
-                masks.append(pad_mask(crop, offset, self.height, self.width) if image is not None else None)
-            elif region.type == trax.Region.RECTANGLE:
-                box = bx.xywh_to_xyxy(region.bounds())
-                masks.append(None)
-            else:  # polygons arrive only if the toolkit ignores our declared formats: use their bounds
-                points = np.array(list(region), dtype=np.float64).reshape(-1, 2)
-                box = np.concatenate([points.min(0), points.max(0)]) if len(points) else None
-                masks.append(None)
+            try:
+                box, mask = self._region_box(region, image)
+            except Exception:  # noqa: BLE001 - an unreadable region makes that object absent, not the session
+                log.exception("cannot read the initial region %s; reporting the object absent", region)
+                box, mask = None, None
             boxes.append(box if box is not None and bx.is_valid(box) else None)
+            masks.append(mask)
         return boxes, masks
 
+    def _region_box(self, region, image: Optional[np.ndarray]):
+        """The xyxy box of an initial region (and the full-frame mask of a mask region)."""
+        if region.type == trax.Region.MASK:
+            crop, offset = region.array(), region.offset()
+            box = tight_box(crop > 0, offset)
+            if box is not None and image is not None:
+                box = bx.clip(box, self.width, self.height)
+            return box, pad_mask(crop, offset, self.height, self.width) if image is not None else None
+        if region.type == trax.Region.RECTANGLE:
+            return bx.xywh_to_xyxy(region.bounds()), None
+        # polygons arrive only if the toolkit ignores our declared formats: use their bounds
+        points = np.array(list(region), dtype=np.float64).reshape(-1, 2)
+        return (np.concatenate([points.min(0), points.max(0)]) if len(points) else None), None
+
     def initialize(self, request) -> List:
+        self.expected = len(request.objects)
         image = self._read(request)
         boxes, masks = self._initial(request.objects, image)
         self.session.start(image, boxes, masks)
         return [(region, {}) for region, _ in request.objects]  # the toolkit ignores the first answer
 
     def frame(self, request) -> List:
+        self.expected += len(request.objects or [])
         image = self._read(request)
         if request.objects:  # objects that start in this frame (TraX 4)
             boxes, masks = self._initial(request.objects, image)
             self.session.add(image, boxes, masks)
         return [self.encode(state) for state in self.session.step(image)]
 
-    def repeat_last(self) -> List:
+    def recover(self, request) -> List:
+        """An answer with the right object count after an unexpected error: the last regions (plus absent
+        newcomers) for a frame; the given regions for an initialisation, whose objects are then absent."""
+        if request.type == trax.TraxStatus.INITIALIZE:
+            self.session.start(None, [None] * len(request.objects))
+            return [(region, {}) for region, _ in request.objects]
+        missing = self.expected - len(self.session.slots)
+        if missing > 0:
+            self.session.add(None, [None] * missing)
         return [self.encode(slot.last) for slot in self.session.slots]
 
     def encode(self, state: ObjectState):
@@ -210,7 +228,7 @@ def serve(cfg: ServerConfig) -> int:
                     reply = glue.frame(request)
             except Exception:  # one bad frame must not end the sequence: report and go on
                 log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
-                reply = glue.repeat_last()
+                reply = glue.recover(request)
             server.status(reply)
     return 0
 
