@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Dict, List, Optional
@@ -15,6 +16,8 @@ from vot_lorat.tracker import LoRATTracker
 
 from .data.sequence import Sequence, SequenceDataset
 from .metrics import sequence_curves, summarize
+
+log = logging.getLogger(__name__)
 
 
 def track_sequence(tracker: LoRATTracker, sequence: Sequence) -> np.ndarray:
@@ -57,6 +60,10 @@ def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, pre
         local = []
         for i in range(rank, count, world):
             sequence = dataset[i]
+            if not (np.isfinite(sequence.boxes[0]).all() and bx.is_valid(sequence.boxes[0])):
+                log.warning("%s: the target is not visible in the first frame; one-pass evaluation skips it",
+                            sequence.name)
+                continue
             start = time.perf_counter()
             pred = track_sequence(tracker, sequence)
             seconds = time.perf_counter() - start
