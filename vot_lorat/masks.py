@@ -1,11 +1,25 @@
-"""Full-frame masks: from the toolkit's cropped masks, from boxes, and back to boxes."""
+"""Full-frame masks: from the toolkit's cropped masks, from boxes, back to boxes, and made disjoint."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import box as bx
+
+Window = Tuple[int, int, int, int]  # x1, y1, x2, y2 (end-exclusive) holding every pixel of a mask
+
+
+class FrameMask(NamedTuple):
+    """A full-frame bool mask and the window its pixels lie in (so nobody scans the whole frame for them)."""
+
+    mask: np.ndarray
+    window: Optional[Window]
+
+
+def _intersection(a: Window, b: Window) -> Optional[Window]:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
 
 
 def pad_mask(crop: np.ndarray, offset: Tuple[int, int], height: int, width: int) -> np.ndarray:
@@ -30,18 +44,25 @@ def tight_box(mask: np.ndarray, offset: Tuple[int, int] = (0, 0)) -> Optional[np
     return np.array([cols[0] + x0, rows[0] + y0, cols[-1] + 1 + x0, rows[-1] + 1 + y0], dtype=np.float64)
 
 
+def box_window(box, height: int, width: int) -> Window:
+    """The pixels a box covers (the same rasterisation the reported rectangles use), inside the frame."""
+    x1, y1, x2, y2 = (int(v) for v in bx.rasterize(bx.clip(box, width, height)))
+    return x1, y1, x2, y2
+
+
 def box_mask(box, height: int, width: int) -> np.ndarray:
-    """The pixels a box covers (the same rasterisation the reported rectangles use)."""
     mask = np.zeros((height, width), dtype=bool)
-    x1, y1, x2, y2 = bx.rasterize(bx.clip(box, width, height))
-    mask[max(y1, 0):y2, max(x1, 0):x2] = True
+    x1, y1, x2, y2 = box_window(box, height, width)
+    mask[y1:y2, x1:x2] = True
     return mask
 
 
-def crop_to_content(mask: np.ndarray) -> Tuple[np.ndarray, int, int]:
-    """The bounding crop of a mask as C-contiguous uint8 and its offset (what ``trax.Mask.create`` takes);
-    an empty mask gives a 1x1 zero mask at (0, 0), which the toolkit reads as "absent"."""
-    box = tight_box(mask)
+def crop_to_content(mask: np.ndarray, window: Optional[Window] = None) -> Tuple[np.ndarray, int, int]:
+    """The bounding crop of a mask as C-contiguous uint8 and its offset (what ``trax.Mask.create`` takes),
+    searched inside ``window`` when given; an empty mask gives a 1x1 zero mask at (0, 0), which the
+    toolkit reads as "absent"."""
+    x0, y0, x1, y1 = window if window is not None else (0, 0, mask.shape[1], mask.shape[0])
+    box = tight_box(mask[y0:y1, x0:x1], (x0, y0))
     if box is None:
         return np.zeros((1, 1), dtype=np.uint8), 0, 0
     x1, y1, x2, y2 = (int(v) for v in box)
@@ -49,13 +70,15 @@ def crop_to_content(mask: np.ndarray) -> Tuple[np.ndarray, int, int]:
 
 
 def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
-                     logits: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[np.ndarray]:
+                     logits: Optional[Sequence[Optional[np.ndarray]]] = None,
+                     windows: Optional[Sequence[Optional[Window]]] = None, inplace: bool = False) -> List[np.ndarray]:
     """Make masks disjoint: each pixel claimed by several masks goes to one claimant.
 
     The claimant with the highest logit there wins when ``logits`` are given (per-object (H, W) arrays;
     ``None`` is allowed for an object that claims no contested pixel), else, and on ties, the one with
-    the highest ``priority``; equal priorities go to the lower index. Pixels claimed once are untouched,
-    and masks without contested pixels are returned as given.
+    the highest ``priority``; equal priorities go to the lower index. Pixels claimed once are untouched.
+    With ``windows`` (where each mask's pixels lie, None for an empty mask) only the rectangles where two
+    windows meet are examined. Masks are copied before they change unless ``inplace``.
     """
     n = len(masks)
     if len(priority) != n or (logits is not None and len(logits) != n):
@@ -65,36 +88,54 @@ def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
     shape = masks[0].shape
     if any(m.shape != shape for m in masks):
         raise ValueError(f"masks differ in shape: {sorted({m.shape for m in masks})}")
-    claims_per_pixel = np.zeros(shape, dtype=np.int32)
-    for m in masks:
-        claims_per_pixel += m
-    rows, cols = np.nonzero(claims_per_pixel > 1)
-    if rows.size == 0:
-        return list(masks)
-    claims = np.stack([m[rows, cols] for m in masks]).astype(bool)  # (n, contested pixels)
-    prio = np.broadcast_to(np.asarray(priority, dtype=np.float64)[:, None], claims.shape)
-    score = prio
-    if logits is not None:
-        score = np.full(claims.shape, -np.inf)
-        for i in np.flatnonzero(claims.any(axis=1)):
-            if logits[i] is None:
-                raise ValueError(f"mask {i} claims contested pixels but has no logits")
-            score[i] = logits[i][rows, cols]
-    score = np.where(claims, score, -np.inf)
-    best = claims & (score == score.max(axis=0))
-    winner = np.argmax(np.where(best, prio, -np.inf), axis=0)
-    out = []
-    for i, m in enumerate(masks):
-        if claims[i].any():
-            m = m.copy()
-            m[rows, cols] = winner == i
-        out.append(m)
+    out = list(masks)
+    if windows is None:
+        areas = [((0, 0, shape[1], shape[0]), list(range(n)))]
+    else:
+        rects = {r for i, a in enumerate(windows) for b in windows[i + 1:] if a is not None and b is not None
+                 for r in [_intersection(a, b)] if r is not None}
+        # every mask that can claim a pixel of the rectangle takes part, so each pixel's winner is decided
+        # among all its claimants, whichever rectangle examines it first
+        areas = [(r, [k for k, w in enumerate(windows) if w is not None and _intersection(r, w)])
+                 for r in sorted(rects)]
+    copied = [inplace] * n
+    prio_all = np.asarray(priority, dtype=np.float64)
+    for (x1, y1, x2, y2), members in areas:
+        claims_per_pixel = sum(out[k][y1:y2, x1:x2].astype(np.int32) for k in members)
+        rows, cols = np.nonzero(claims_per_pixel > 1)
+        if rows.size == 0:
+            continue
+        rows, cols = rows + y1, cols + x1
+        claims = np.stack([out[k][rows, cols] for k in members]).astype(bool)  # (members, contested pixels)
+        prio = np.broadcast_to(prio_all[members][:, None], claims.shape)
+        score = prio
+        if logits is not None:
+            score = np.full(claims.shape, -np.inf)
+            for j in np.flatnonzero(claims.any(axis=1)):
+                if logits[members[j]] is None:
+                    raise ValueError(f"mask {members[j]} claims contested pixels but has no logits")
+                score[j] = logits[members[j]][rows, cols]
+        score = np.where(claims, score, -np.inf)
+        best = claims & (score == score.max(axis=0))
+        winner = np.argmax(np.where(best, prio, -np.inf), axis=0)
+        for j, k in enumerate(members):
+            if claims[j].any():
+                if not copied[k]:
+                    out[k], copied[k] = out[k].copy(), True
+                out[k][rows, cols] = winner == j
     return out
 
 
 class BoxMaskGenerator:
     """Masks without a segmentation model: each box filled, overlaps given to the more confident object."""
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> List[np.ndarray]:
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> List[FrameMask]:
         h, w = image.shape[:2]
-        return resolve_overlaps([box_mask(b, h, w) for b in boxes], confidences)
+        windows = [box_window(b, h, w) for b in boxes]
+        masks = []
+        for x1, y1, x2, y2 in windows:
+            mask = np.zeros((h, w), dtype=bool)
+            mask[y1:y2, x1:x2] = True
+            masks.append(mask)
+        masks = resolve_overlaps(masks, confidences, windows=windows, inplace=True)
+        return [FrameMask(m, win) for m, win in zip(masks, windows)]

@@ -32,7 +32,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from . import box as bx
 from .crop import crop_image, image_mean, siamfc_params
-from .masks import resolve_overlaps
+from .masks import Window, resolve_overlaps
 from .tracker import frame_tensor
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
@@ -132,6 +132,7 @@ class SamOptions:
 class MaskResult:
     mask: np.ndarray  # (H, W) bool, disjoint from the other objects' masks
     fallback: bool  # True when the guard replaced SAM's mask (by the box, or by nothing)
+    window: Optional[Window] = None  # the frame rectangle holding every pixel of the mask; None if empty
 
 
 @dataclass
@@ -204,8 +205,9 @@ class SamMaskGenerator:
                 windows[i], fallback[i] = self._guard(window, boxes[i], width, height)
         masks = [np.zeros((height, width), dtype=bool) for _ in windows]
         masks = [m if w is None else w.paste(m, w.mask) for m, w in zip(masks, windows)]
-        masks = resolve_overlaps(masks, priority, self._contest_logits(windows, width, height))
-        return [MaskResult(m, f) for m, f in zip(masks, fallback)]
+        rects = [None if w is None else w.rect for w in windows]
+        masks = resolve_overlaps(masks, priority, self._contest_logits(windows, width, height), rects)
+        return [MaskResult(m, f, r) for m, f, r in zip(masks, fallback, rects)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
         """Reference mode: per-object crops, encoded as one batch; logits and frame -> grid maps."""

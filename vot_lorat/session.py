@@ -14,12 +14,13 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from . import box as bx
+from .masks import FrameMask
 from .tracker import LoRATTracker
 
 log = logging.getLogger(__name__)
 
-# (image, boxes (N, 4) xyxy, confidences (N,)) -> N full-frame bool masks, disjoint
-MaskGenerator = Callable[[np.ndarray, np.ndarray, np.ndarray], List[np.ndarray]]
+# (image, boxes (N, 4) xyxy, confidences (N,)) -> N disjoint full-frame masks with their windows
+MaskGenerator = Callable[[np.ndarray, np.ndarray, np.ndarray], List[FrameMask]]
 
 
 @dataclass
@@ -28,7 +29,7 @@ class ObjectState:
 
     box: Optional[np.ndarray]
     confidence: float = 1.0
-    mask: Optional[np.ndarray] = None
+    mask: Optional[FrameMask] = None
 
 
 ABSENT = ObjectState(None, 0.0)
@@ -52,7 +53,7 @@ class TrackingSession:
         self.slots: List[_Slot] = []
 
     def start(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
-              masks: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[ObjectState]:
+              masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
         """New sequence. ``boxes``: xyxy per object, None for an empty initial region; ``masks``: the initial
         masks when the toolkit sent masks (echoed back as the first answer)."""
         self.tracker.reset()
@@ -60,7 +61,7 @@ class TrackingSession:
         return self.add(image, boxes, masks)
 
     def add(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
-            masks: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[ObjectState]:
+            masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
         """Objects that start in this frame; returns their first answers (the given regions)."""
         out = []
         for i, box in enumerate(boxes):

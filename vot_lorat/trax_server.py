@@ -23,7 +23,7 @@ import trax
 from . import box as bx
 from .builder import load_model
 from .image_io import read_rgb
-from .masks import BoxMaskGenerator, box_mask, crop_to_content, pad_mask, tight_box
+from .masks import BoxMaskGenerator, FrameMask, box_window, crop_to_content, pad_mask, tight_box
 from .session import MaskGenerator, ObjectState, TrackingSession
 from .static_tracker import StaticTracker
 from .tracker import LoRATTracker
@@ -107,7 +107,8 @@ def build_mask_generator(cfg: ServerConfig, device: torch.device) -> Optional[Ma
         generator = SamMaskGenerator(build_sam(cfg.sam_model, cfg.sam_checkpoint, device),
                                      SamOptions(mode=cfg.sam_mode, precision=precision,
                                                 multimask_output=cfg.sam_multimask))
-        return lambda image, boxes, confidences: [r.mask for r in generator(image, boxes, priority=confidences)]
+        return lambda image, boxes, confidences: [FrameMask(r.mask, r.window)
+                                                  for r in generator(image, boxes, priority=confidences)]
     raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, got {cfg.mask!r}")
 
 
@@ -153,7 +154,8 @@ class TraxTracker:
             box = tight_box(crop > 0, offset)
             if box is not None and image is not None:
                 box = bx.clip(box, self.width, self.height)
-            return box, pad_mask(crop, offset, self.height, self.width) if image is not None else None
+            full = FrameMask(pad_mask(crop, offset, self.height, self.width), None) if image is not None else None
+            return box, full
         if region.type == trax.Region.RECTANGLE:
             return bx.xywh_to_xyxy(region.bounds()), None
         # polygons arrive only if the toolkit ignores our declared formats: use their bounds
@@ -193,13 +195,13 @@ class TraxTracker:
                 return trax.Rectangle.create(0, 0, 0, 0), props
             x, y, w, h = bx.discrete_xywh(state.box)
             return trax.Rectangle.create(float(x), float(y), float(w), float(h)), props
-        mask = state.mask
-        if mask is None and state.box is not None and self.height:
-            mask = box_mask(state.box, self.height, self.width)
-        if mask is None:
-            mask = np.zeros((1, 1), dtype=bool)
-        crop, x0, y0 = crop_to_content(mask)
-        return trax.Mask.create(crop, x0, y0), props
+        if state.mask is not None:
+            return trax.Mask.create(*crop_to_content(state.mask.mask, state.mask.window)), props
+        if state.box is not None and self.height:  # no mask made for this answer: the box filled
+            x0, y0, x1, y1 = box_window(state.box, self.height, self.width)
+            if x0 < x1 and y0 < y1:
+                return trax.Mask.create(np.ones((y1 - y0, x1 - x0), dtype=np.uint8), x0, y0), props
+        return trax.Mask.create(np.zeros((1, 1), dtype=np.uint8)), props  # absent
 
 
 def serve(cfg: ServerConfig) -> int:
