@@ -35,10 +35,11 @@ from vot_lorat import box as bx
 from vot_lorat import load_model
 from vot_lorat.config import VARIANTS
 from vot_lorat.image_io import read_rgb
+from vot_lorat.masks import BoxMaskGenerator, crop_to_content
 from vot_lorat.model import LoRAT
 from vot_lorat.tracker import PRECISIONS, LoRATTracker
 
-PARTS = ("decode", "preprocess", "model", "postprocess")
+PARTS = ("decode", "preprocess", "model", "postprocess", "masks")
 
 
 def write_frames(folder: Path, count: int, targets: int, width: int, height: int, seed: int):
@@ -62,23 +63,37 @@ def write_frames(folder: Path, count: int, targets: int, width: int, height: int
 
 
 def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarray], warmup: int, frames: int,
-            device: torch.device) -> Dict[str, float]:
-    """Mean ms per frame of each part and of the whole step, for one tracker following ``len(boxes)`` objects."""
-    tracker = LoRATTracker(model, precision)
+            device: torch.device, masks: bool, sequential: bool) -> Dict[str, float]:
+    """Mean ms per frame of each part and of the whole step, for ``len(boxes)`` objects: one tracker with a
+    batched forward pass, or with ``sequential`` one tracker per object (what a per-object wrapper does).
+    With ``masks`` the step also makes box-filled masks and their TraX crops."""
+    trackers = [LoRATTracker(model, precision) for _ in (boxes if sequential else [None])]
     first = read_rgb(paths[0])
-    for box in boxes:
-        tracker.add_object(first, box)
+    for i, box in enumerate(boxes):
+        trackers[i if sequential else 0].add_object(first, box)
     parts: Dict[str, List[float]] = {name: [] for name in PARTS}
+    make_masks = BoxMaskGenerator()
 
     def step(i: int) -> None:
         start = time.perf_counter()
         image = read_rgb(paths[1 + i])
         decode = time.perf_counter() - start
-        tracker.track(image, profile=True)
+        spent = dict.fromkeys(PARTS[1:], 0.0)
+        results = []
+        for tracker in trackers:
+            results += tracker.track(image, profile=True)
+            for name in ("preprocess", "model", "postprocess"):
+                spent[name] += tracker.timing[name]
+        if masks:
+            start = time.perf_counter()
+            made = make_masks(image, np.stack([r.box for r in results]), np.array([r.confidence for r in results]))
+            for m in made:
+                crop_to_content(m.mask, m.window)
+            spent["masks"] = time.perf_counter() - start
         if i >= warmup:
             parts["decode"].append(decode * 1e3)
             for name in PARTS[1:]:
-                parts[name].append(tracker.timing[name] * 1e3)
+                parts[name].append(spent[name] * 1e3)
 
     totals = time_calls(step, warmup, frames, device)
     means = {f"{name}_ms": statistics.fmean(values) for name, values in parts.items()}
@@ -87,9 +102,10 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
 
 
 def table(rows: List[Dict]) -> str:
-    headers = ["variant", "objects", "decode ms", "preprocess ms", "model ms", "postprocess ms", "total ms", "fps",
-               "outside model / model", "pre+post / model"]
-    cells = [[r["variant"], str(r["objects"]), *(f"{r[f'{name}_ms']:.2f}" for name in PARTS), f"{r['total_ms']:.2f}",
+    headers = ["variant", "objects", "forward", "decode ms", "preprocess ms", "model ms", "postprocess ms", "masks ms",
+               "total ms", "fps", "outside model / model", "pre+post / model"]
+    cells = [[r["variant"], str(r["objects"]), r["forward"], *(f"{r[f'{name}_ms']:.2f}" for name in PARTS),
+              f"{r['total_ms']:.2f}",
               f"{r['fps']:.1f}", f"{100 * r['outside_share']:.1f} %", f"{100 * r['tracker_overhead_share']:.1f} %"]
              for r in rows]
     return markdown_table(headers, cells)
@@ -107,6 +123,9 @@ def main() -> None:
     parser.add_argument("--weights", help="a LoRAT checkpoint (random weights without it)")
     parser.add_argument("--backbone", help="DINOv2 weights, for checkpoints that hold only the adapters and head")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--masks", action="store_true", help="also time box-filled masks and their TraX crops")
+    parser.add_argument("--sequential", action="store_true",
+                        help="also time one tracker per object (no batching), for comparison")
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
@@ -127,13 +146,16 @@ def main() -> None:
             torch.manual_seed(args.seed)
             model = load_model(variant, args.backbone, args.weights, device, merge=True)
             for count in args.objects:
-                row = {"variant": variant, "objects": count,
-                       **measure(model, precision, paths, boxes[:count], args.warmup, args.frames, device)}
-                outside = row["decode_ms"] + row["preprocess_ms"] + row["postprocess_ms"]
-                row.update(fps=1e3 / row["total_ms"], outside_share=outside / row["model_ms"],
-                           tracker_overhead_share=(row["preprocess_ms"] + row["postprocess_ms"]) / row["model_ms"])
-                rows.append(row)
-                print(f"{variant} {count} objects: {row['total_ms']:.2f} ms/frame", file=sys.stderr)
+                for sequential in (False, True) if args.sequential and count > 1 else (False,):
+                    row = {"variant": variant, "objects": count, "forward": "per object" if sequential else "batched",
+                           **measure(model, precision, paths, boxes[:count], args.warmup, args.frames, device,
+                                     args.masks, sequential)}
+                    outside = row["decode_ms"] + row["preprocess_ms"] + row["postprocess_ms"] + row["masks_ms"]
+                    row.update(fps=1e3 / row["total_ms"], outside_share=outside / row["model_ms"],
+                               tracker_overhead_share=(row["preprocess_ms"] + row["postprocess_ms"]) / row["model_ms"])
+                    rows.append(row)
+                    print(f"{variant} {count} objects {row['forward']}: {row['total_ms']:.2f} ms/frame",
+                          file=sys.stderr)
             del model
 
     weights = args.weights or "random"
@@ -141,7 +163,7 @@ def main() -> None:
              f"{precision}, {width}x{height} JPEG frames, {args.frames} timed frames after {args.warmup} warm-up, "
              f"weights: {weights}; shares are of the model time")
     emit_tables([(title, table(rows))], args.markdown)
-    settings = {"variants": args.variants, "objects": args.objects, "precision": precision,
+    settings = {"variants": args.variants, "objects": args.objects, "precision": precision, "masks": args.masks,
                 "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup, "weights": weights,
                 "backbone": args.backbone, "seed": args.seed}
     write_json(args.json, device, settings, rows)

@@ -127,15 +127,21 @@ def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
 
 
 class BoxMaskGenerator:
-    """Masks without a segmentation model: each box filled, overlaps given to the more confident object."""
+    """Masks without a segmentation model: each box filled, overlaps given to the more confident object
+    (rectangle arithmetic: every mask is its box minus the boxes of the more confident objects)."""
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> List[FrameMask]:
         h, w = image.shape[:2]
         windows = [box_window(b, h, w) for b in boxes]
-        masks = []
-        for x1, y1, x2, y2 in windows:
+        order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
+        masks: List[Optional[np.ndarray]] = [None] * len(windows)
+        for rank, i in enumerate(order):
+            x1, y1, x2, y2 = windows[i]
             mask = np.zeros((h, w), dtype=bool)
             mask[y1:y2, x1:x2] = True
-            masks.append(mask)
-        masks = resolve_overlaps(masks, confidences, windows=windows, inplace=True)
+            for j in order[:rank]:
+                cut = _intersection(windows[i], windows[j])
+                if cut is not None:
+                    mask[cut[1]:cut[3], cut[0]:cut[2]] = False
+            masks[i] = mask
         return [FrameMask(m, win) for m, win in zip(masks, windows)]

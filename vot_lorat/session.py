@@ -55,7 +55,7 @@ class TrackingSession:
     def start(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
               masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
         """New sequence. ``boxes``: xyxy per object, None for an empty initial region; ``masks``: the initial
-        masks when the toolkit sent masks (echoed back as the first answer)."""
+        masks when the toolkit sent masks (the answer repeated if the next frame cannot be read)."""
         self.tracker.reset()
         self.slots = []
         return self.add(image, boxes, masks)
