@@ -30,7 +30,7 @@ def _inputs(cfg):
 def _trained_like(variant, backbone):
     model = vot_lorat.load_model(variant, backbone)  # fresh adapters and head
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.normal_(0, 0.05)
     return model

@@ -12,7 +12,6 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import nn
 
 from tiny_sam import build_tiny_sam, save_tiny_sam
-from vot_lorat import sam as sam_module
 from vot_lorat.crop import crop_window, siamfc_params
 from vot_lorat.masks import resolve_overlaps
 from vot_lorat.sam import MaskResult, SamMaskGenerator, SamOptions, build_sam

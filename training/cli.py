@@ -8,7 +8,6 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
-import torch
 
 from vot_lorat.config import list_variants
 

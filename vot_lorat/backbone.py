@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 import torch.nn as nn
@@ -110,15 +110,9 @@ def pretrained_patch_grid(vit: VisionTransformer) -> torch.Tensor:
 
 
 def resize_pos_embed(grid: torch.Tensor, size: int) -> torch.Tensor:
-    """Bicubic resize of a (1, D, G, G) grid to ``size x size`` tokens, as the reference does:
-    ``size=``, align_corners=False, no antialias, no offset, float32 (lorat_reference 1.3). Returns (1, size*size, D)."""
+    """Bicubic resize of a (1, D, G, G) grid to ``size x size`` tokens, as the reference does: ``size=``,
+    align_corners=False, no antialias, no offset, float32 (lorat_reference 1.3). Returns (1, size*size, D)."""
     resized = torch.nn.functional.interpolate(grid.float(), size=(size, size), mode="bicubic",
                                               align_corners=False, antialias=False)
     return resized.permute(0, 2, 3, 1).reshape(1, size * size, -1)
 
-
-def optional_path(path: Optional[str]) -> Optional[str]:
-    """Expand ~ and $VARS in a user-given path; empty means none."""
-    if path is None or str(path).strip() == "":
-        return None
-    return os.path.expanduser(os.path.expandvars(str(path)))

@@ -7,12 +7,12 @@ from typing import Optional, Union
 
 import torch
 
-from .backbone import create_vit, load_backbone_weights, optional_path
+from .backbone import create_vit, load_backbone_weights
 from .checkpoint import LORA, LORA_FULL, MERGED, LoRATCheckpoint, check_compatible, read_checkpoint
 from .config import LoRATConfig, get_config
 from .lora import merge_lora, set_lora_scaling
 from .model import LoRAT
-from .weights_io import WeightFileError
+from .weights_io import WeightFileError, optional_path
 
 log = logging.getLogger(__name__)
 

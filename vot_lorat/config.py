@@ -35,7 +35,8 @@ VIT_S14 = BackboneSpec("ViT-S/14", "vit_small_patch14_dinov2", "dinov2_vits14_pr
 VIT_B14 = BackboneSpec("ViT-B/14", "vit_base_patch14_dinov2", "dinov2_vitb14_pretrain.pth", 768, 12, 12, "gelu", 3072)
 VIT_L14 = BackboneSpec("ViT-L/14", "vit_large_patch14_dinov2", "dinov2_vitl14_pretrain.pth", 1024, 24, 16, "gelu", 4096)
 # ViT-g: fused SwiGLU, hidden (int(4*1536*2/3)+7)//8*8 = 4096, so w12 has 8192 outputs (lorat_reference 1.2)
-VIT_G14 = BackboneSpec("ViT-g/14", "vit_giant_patch14_dinov2", "dinov2_vitg14_pretrain.pth", 1536, 40, 24, "swiglu", 8192)
+VIT_G14 = BackboneSpec("ViT-g/14", "vit_giant_patch14_dinov2", "dinov2_vitg14_pretrain.pth", 1536, 40, 24, "swiglu",
+                       8192)
 
 # Test-only backbones: the same code paths at a size that runs in milliseconds on a CPU.
 VIT_TINY = BackboneSpec("ViT-tiny/14", None, None, 128, 4, 4, "gelu", 512)

@@ -72,3 +72,10 @@ def atomic_save_safetensors(state: Dict[str, torch.Tensor], path: str,
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def optional_path(path: Optional[str]) -> Optional[str]:
+    """Expand ~ and $VARS in a user-given path; empty means none."""
+    if path is None or str(path).strip() == "":
+        return None
+    return os.path.expanduser(os.path.expandvars(str(path)))

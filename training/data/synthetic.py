@@ -288,7 +288,7 @@ class SyntheticScene:
             region = frame[fy1:fy2, fx1:fx2]
             region[:] = tex[sy:sy + fy2 - fy1, sx:sx + fx2 - fx1] * a + region * (1 - a)
             hit = a[..., 0] > 0.5
-            for other_id, m in masks.items():  # whatever is drawn on top hides what is below
+            for m in masks.values():  # whatever is drawn on top hides what is below
                 m[fy1:fy2, fx1:fx2][hit] = 0
             if id(obj) in masks:
                 masks[id(obj)][fy1:fy2, fx1:fx2][hit] = 1
