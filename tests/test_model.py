@@ -165,3 +165,35 @@ def test_real_variant_shapes_on_meta_device():
 def test_unknown_variant_lists_choices():
     with pytest.raises(ValueError, match="B-224"):
         get_config("B-999")
+
+
+def test_dinov2_stochastic_depth_on_a_batch_subset():
+    from vot_lorat.backbone import _subset_residual, create_vit
+    from vot_lorat.config import VIT_TINY
+
+    x = torch.randn(10, 5, 8)
+    torch.manual_seed(0)
+    out = _subset_residual(x, lambda t: torch.ones_like(t), 0.4)
+    changed = (out != x).flatten(1).any(1)
+    assert changed.sum() == 6  # int(10 * 0.6) samples get the branch ...
+    assert torch.allclose((out - x)[changed], torch.full_like(x[changed], 10 / 6))  # ... scaled by B / kept
+    vit = create_vit(VIT_TINY, drop_path_rate=0.4, init_values=1.0)
+    assert all(b.subset_drop_ratio == 0.4 for b in vit.blocks)
+    block = vit.blocks[0].eval()
+    tokens = torch.randn(4, 6, VIT_TINY.embed_dim)
+    with torch.no_grad():
+        plain = tokens + block.ls1(block.attn(block.norm1(tokens)))
+        plain = plain + block.ls2(block.mlp(block.norm2(plain)))
+        assert torch.allclose(block(tokens), plain, atol=1e-6)  # inference: the ordinary block
+    low = create_vit(VIT_TINY, drop_path_rate=0.1)
+    assert low.blocks[0].subset_drop_ratio == 0.0 and low.blocks[0].drop_path1.drop_prob == 0.1
+
+
+def test_lora_model_trains_through_subset_stochastic_depth():
+    cfg = get_config("tiny-g").replace(drop_path_rate=0.4)
+    model = vot_lorat.create_model(cfg, init_values=1.0).train()
+    z, x, mask = _inputs(cfg, batch=5)
+    out = model(z, x, mask)
+    (out["score_map"].mean() + out["boxes"].mean()).backward()
+    assert model.blocks[0].attn.qkv.q.lora.A.grad is not None
+    assert model.blocks[0].attn.qkv.q.linear.weight.grad is None  # frozen
