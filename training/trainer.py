@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from vot_lorat.builder import create_model
-from vot_lorat.checkpoint import read_checkpoint, save_checkpoint
+from vot_lorat.checkpoint import check_compatible, read_checkpoint, save_checkpoint
 from vot_lorat.config import get_config
 
 from . import checkpointing
@@ -105,7 +105,9 @@ def build_training_model(cfg: TrainConfig):
 
 def restore_weights(model: torch.nn.Module, path: str) -> None:
     """Put a checkpoint's trainable tensors back (the frozen ones come from the backbone file)."""
-    state = read_checkpoint(path).state
+    ckpt = read_checkpoint(path)
+    check_compatible(ckpt, model.config)
+    state = ckpt.state
     missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in state]
     if missing:
         raise ValueError(f"{path} lacks trainable parameters {missing[:3]}: it is not from this run's model")
