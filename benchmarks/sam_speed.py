@@ -3,7 +3,7 @@
 The crop mode (the reference) encodes one crop per object, the frame mode one image per frame, so
 their costs part ways as objects are added; this measures by how much on a given machine.
 
-    .venv/bin/python benchmarks/sam_speed.py --tiny --json out.json
+    .venv/bin/python benchmarks/sam_speed.py --model-type tiny --json out.json
     .venv/bin/python benchmarks/sam_speed.py --model-type vit_b --device cuda --precision bf16 \\
         --checkpoint sam_vit_b_01ec64.pth --json vit_b.json
 
@@ -13,18 +13,17 @@ The frame is synthetic: coloured ellipses on a smooth background, one box per el
 from __future__ import annotations
 
 import argparse
-import sys
 from importlib.metadata import version
-from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
+import torch
 from segment_anything.build_sam import sam_model_registry
 from segment_anything.modeling import Sam
 
 from common import add_common_args, apply_threads, emit_tables, markdown_table, summarize, time_calls, write_json
-from vot_lorat.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_sam
-from vot_lorat.tracker import PRECISIONS
+from vot_lorat.sam import (AUTOCAST, GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_sam,
+                           build_tiny_sam)
 
 
 def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -43,13 +42,11 @@ def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tup
 
 
 def load_model(args: argparse.Namespace) -> Sam:
-    if args.tiny:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from tiny_sam import build_tiny_sam
-        return build_tiny_sam().to(args.device)
     if args.checkpoint:
         return build_sam(args.model_type, args.checkpoint, args.device)
-    return sam_model_registry[args.model_type]().to(args.device).eval()
+    torch.manual_seed(0)
+    sam = build_tiny_sam() if args.model_type == "tiny" else sam_model_registry[args.model_type]()
+    return sam.to(args.device).eval()
 
 
 def mean_iou(a: List[np.ndarray], b: List[np.ndarray]) -> float:
@@ -65,8 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-type", choices=SAM_MODEL_TYPES, default="vit_b")
     parser.add_argument("--checkpoint", help="Meta's sam_vit_*.pth; random weights without it")
-    parser.add_argument("--tiny", action="store_true", help="the tests' tiny SAM instead of --model-type")
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    parser.add_argument("--precision", choices=list(AUTOCAST), default="fp32")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--objects", nargs="+", type=int, default=[1, 4, 16])
     parser.add_argument("--guard", choices=GUARDS, default="box")
@@ -101,7 +97,7 @@ def main() -> None:
             for row in rows[-2:]:
                 row["crop_frame_mean_iou"] = mean_iou(masks["crop"], masks["frame"])
 
-    model = "tiny" if args.tiny else args.model_type + ("" if args.checkpoint else " (random weights)")
+    model = args.model_type + ("" if args.checkpoint else " (random weights)")
     title = (f"SAM {model}, {args.device}, {args.precision}, frame {width}x{height}, "
              f"{args.frames} timed frames after {args.warmup} warm-up")
     headers = ["mode", "objects", "median ms/frame", "min ms/frame", "guard fallbacks", "crop/frame mean IoU"]
