@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 
 from vot_lorat.config import list_variants
+from vot_lorat.tracker import PRECISIONS
 
 from .config import DataSource, TrainConfig, config_from_dict, load_yaml
 
@@ -63,7 +64,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]")
     p.add_argument("--output", required=True, help="folder for the pytracking result files and metrics")
     p.add_argument("--device", default="auto", help="auto: cuda when available (under torchrun: this rank's GPU)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="int8: dynamic quantisation of the merged model, CPU only")
     p.add_argument("--max-sequences", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
 

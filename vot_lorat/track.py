@@ -38,8 +38,7 @@ def frames(path: str) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
                 log.error("%s; keeping the last box", exc)
                 yield i, None
         return
-    if not os.path.isfile(path):
-        raise ValueError(f"input not found: {path} (give a video file or a folder of frames)")
+    check_input(path)
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise ValueError(f"cannot open video {path}; convert it to frames or to a format OpenCV reads (mp4, avi)")
@@ -51,6 +50,12 @@ def frames(path: str) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
         yield i, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         i += 1
     video.release()
+
+
+def check_input(path: str) -> None:
+    """Fails before the model is loaded, so a typo costs no loading time."""
+    if not os.path.isdir(path) and not os.path.isfile(path):
+        raise ValueError(f"input not found: {path} (give a video file or a folder of frames)")
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -116,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         init = parse_box(args.init)
+        check_input(args.input)
         model = load_model(args.variant, args.backbone, args.weights, device=args.device)
         stats = track(LoRATTracker(model, args.precision), args.input, init, args.output, args.save_video)
     except (ValueError, OSError) as exc:
