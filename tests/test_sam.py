@@ -225,19 +225,31 @@ def _count_calls(module: nn.Module) -> list:
 @pytest.mark.parametrize("boxes", [[[30, 20, 90, 70]],
                                    [[30, 20, 90, 70], [60, 40, 150, 110], [0, 0, 0, 0], [5, 80, 40, 118],
                                     [150, 100, 200, 150]]])
-def test_tiny_sam_one_encoder_and_one_decoder_call_per_frame(mode, boxes):
+def test_tiny_sam_few_encoder_calls_and_one_decoder_call_per_frame(mode, boxes):
     sam = build_tiny_sam()
     encoder_calls, decoder_calls = _count_calls(sam.image_encoder), _count_calls(sam.mask_decoder)
     height, width = 120, 160
-    results = SamMaskGenerator(sam, SamOptions(mode=mode))(_image(height, width), np.array(boxes, float))
+    results = SamMaskGenerator(sam, SamOptions(mode=mode, encoder_batch=3))(_image(height, width),
+                                                                           np.array(boxes, float))
     present = [i for i, b in enumerate(boxes) if b[2] > b[0] and b[3] > b[1]]
-    assert encoder_calls == [(len(present) if mode == "crop" else 1, 3, 256, 256)]
+    crops = [3] * (len(present) // 3) + [len(present) % 3] * (len(present) % 3 > 0)
+    assert encoder_calls == [(n, 3, 256, 256) for n in (crops if mode == "crop" else [1])]
     assert len(decoder_calls) == 1
     assert len(results) == len(boxes) and all(isinstance(r, MaskResult) for r in results)
     for i, result in enumerate(results):
         assert result.mask.shape == (height, width) and result.mask.dtype == np.bool_
         assert result.mask.any() == (i in present)
     assert np.sum([r.mask for r in results], axis=0).max() <= 1
+
+
+def test_encoding_crops_in_chunks_changes_no_mask(tiny):
+    boxes = np.array([[30, 20, 90, 70], [60, 40, 150, 110], [5, 80, 40, 118], [100, 10, 140, 60]], float)
+    image = _image(120, 160)
+    one = SamMaskGenerator(tiny, SamOptions(guard="none", encoder_batch=1))(image, boxes)
+    every = SamMaskGenerator(tiny, SamOptions(guard="none", encoder_batch=8))(image, boxes)
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(one, every))
+    with pytest.raises(ValueError, match="encoder_batch"):
+        SamOptions(encoder_batch=0)
 
 
 def test_crop_mode_feeds_sam_normalised_crops_padded_with_the_frame_mean(tiny):

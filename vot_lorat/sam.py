@@ -112,6 +112,9 @@ class SamOptions:
     multimask_output: bool = False  # True: of SAM's three masks, the one with the best predicted IoU
     mask_threshold: float = 0.0
     area_factor: float = 2.0  # crop mode: context around the box
+    # crop mode: crops per image-encoder call. SAM's global attention holds a 4096 x 4096 matrix per head,
+    # about 2 GB per vit_b crop in fp32: 16 crops at once exhaust 24 GB of RAM
+    encoder_batch: int = 2
     precision: str = "fp32"  # fp16 / bf16 need CUDA
     guard: str = "box"
     min_area_ratio: float = 0.05  # mask area / box area below this is absurd
@@ -124,6 +127,8 @@ class SamOptions:
             raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
         if self.precision not in AUTOCAST:
             raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, got {self.precision!r}")
+        if self.encoder_batch < 1:
+            raise ValueError(f"encoder_batch must be at least 1, got {self.encoder_batch}")
         if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
 
@@ -210,7 +215,7 @@ class SamMaskGenerator:
         return [MaskResult(m, f, r) for m, f, r in zip(masks, fallback, rects)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
-        """Reference mode: per-object crops, encoded as one batch; logits and frame -> grid maps."""
+        """Reference mode: per-object crops, encoded a few at a time; logits and frame -> grid maps."""
         size = self.input_size
         fill = image_mean(frame)
         crops, prompts, to_grid = [], [], []
@@ -220,7 +225,9 @@ class SamMaskGenerator:
             crops.append(crop)
             prompts.append(bx.clip(bx.rasterize(real.apply(box)), size, size))
             to_grid.append(np.concatenate([real.scale, real.translation]) * (self.grid / size))
-        embeddings = self.sam.image_encoder(self.sam.preprocess(torch.stack(crops)))
+        step = self.options.encoder_batch
+        embeddings = torch.cat([self.sam.image_encoder(self.sam.preprocess(torch.stack(crops[i:i + step])))
+                                for i in range(0, len(crops), step)])
         prompt = torch.as_tensor(np.stack(prompts), dtype=torch.float32, device=self.device)
         sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
         image_pe = self.sam.prompt_encoder.get_dense_pe()
