@@ -19,8 +19,9 @@ from training.data.transform import JitterConfig
 from training.trainer import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# measured margin of the demo model over the static baseline on held-out sequences, with headroom for noise
-FINE_TUNE_MARGIN = 0.2
+# measured: mean IoU 0.693 against the static baseline's 0.075 (a margin of 0.62); the rest is headroom for
+# thread-scheduling noise in the 20 fine-tuning steps
+FINE_TUNE_MARGIN = 0.4
 
 
 def _cfg(out, **kw) -> TrainConfig:

@@ -121,7 +121,9 @@ def test_analysis_gives_vots_scores_and_lorat_beats_static(workspace):
     for row in rows.values():
         assert 0 <= row["quality"] <= 1 and 0 <= row["accuracy"] <= 1 and 0 <= row["robustness"] <= 1
         assert row["nre"] is not None and row["dre"] is not None
-    assert rows["LoRAT-mask"]["quality"] > rows["static"]["quality"] + 0.1, rows
+    print({name: round(row["quality"], 3) for name, row in rows.items()})
+    # measured: quality 0.515 (LoRAT-mask) against 0.150 (static); 0.25 leaves headroom for scheduling noise
+    assert rows["LoRAT-mask"]["quality"] > rows["static"]["quality"] + 0.25, rows
     assert rows["LoRAT"]["robustness"] > rows["static"]["robustness"], rows
 
 
