@@ -1,7 +1,6 @@
 """DINOv2 ViTs built with timm, and loading Meta's or timm's pretrained weights from a local file."""
 from __future__ import annotations
 
-import os
 import re
 from typing import Dict
 
@@ -100,11 +99,8 @@ def load_backbone_weights(vit: VisionTransformer, path: str, spec: BackboneSpec,
     Any mismatch is reported with the file, the backbone the variant needs and what the file holds.
     """
     expected = spec.meta_file or "a DINOv2 checkpoint"
-    if not os.path.isfile(path):
-        raise WeightFileError(
-            f"backbone file not found: {path}. Variant {variant} needs the DINOv2 {spec.name} weights "
-            f"({expected}); pass its local path.")
-    state = read_state_dict(path)
+    state = read_state_dict(path, "backbone file", f"Variant {variant} needs the DINOv2 {spec.name} weights "
+                                                   f"({expected}); pass its local path.")
     for nested in ("model", "state_dict", "teacher"):
         if nested in state and isinstance(state[nested], dict):
             state = state[nested]

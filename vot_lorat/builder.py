@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional, Union
 
 import torch
@@ -72,9 +71,6 @@ def load_model(variant: Union[str, LoRATConfig], backbone: Optional[str] = None,
         config = config.replace(lora_rank=lora_rank)
     backbone = optional_path(backbone)
     weights = optional_path(weights)
-    if weights is not None and not os.path.isfile(weights):
-        raise WeightFileError(f"LoRAT weights not found: {weights}. Give the local path of a LoRAT checkpoint "
-                              f"(the released model.bin, or a model.safetensors written by python -m training)")
     ckpt = read_checkpoint(weights) if weights is not None else None
     if ckpt is not None:
         check_compatible(ckpt, config)

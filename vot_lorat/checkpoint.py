@@ -72,7 +72,8 @@ def _layout(state: Dict[str, torch.Tensor]) -> str:
 
 def read_checkpoint(path: str) -> LoRATCheckpoint:
     """Read any LoRAT layout (see module doc) from safetensors or a torch pickle."""
-    raw, meta = read_with_metadata(path)
+    raw, meta = read_with_metadata(path, "LoRAT weights", "Give the local path of a LoRAT checkpoint (the released "
+                                   "model.bin, or a model.safetensors written by python -m training)")
     raw = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
     try:
         layout = _layout(raw)

@@ -32,10 +32,11 @@ def safetensors_metadata(path: str) -> Dict[str, str]:
     return header.get("__metadata__", {}) or {}
 
 
-def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Load a state dict from safetensors (any extension) or a torch pickle, on the CPU."""
+def read_state_dict(path: str, what: str = "weight file", fix: str = "") -> Dict[str, torch.Tensor]:
+    """Load a state dict from safetensors (any extension) or a torch pickle, on the CPU. A missing file is
+    reported as ``{what} not found: {path}. {fix}``, so callers name the file they wanted and where it comes from."""
     if not os.path.isfile(path):
-        raise WeightFileError(f"weight file not found: {path}")
+        raise WeightFileError(f"{what} not found: {path}" + (f". {fix}" if fix else ""))
     try:
         if is_safetensors(path):
             return load_file(path, device="cpu")
@@ -48,8 +49,9 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return state
 
 
-def read_with_metadata(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    state = read_state_dict(path)
+def read_with_metadata(path: str, what: str = "weight file",
+                       fix: str = "") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    state = read_state_dict(path, what, fix)
     meta = safetensors_metadata(path) if is_safetensors(path) else {}
     return state, meta
 
