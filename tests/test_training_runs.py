@@ -130,3 +130,4 @@ def test_training_from_the_demo_weights_tracks_held_out_sequences_better_than_st
     print(f"held-out mean IoU {report['mean_iou']:.3f}, static baseline {report['static_mean_iou']:.3f}")
     assert report["mean_iou"] > report["static_mean_iou"] + FINE_TUNE_MARGIN
     assert (tmp_path / "eval" / "synthetic-held-out" / "metrics.json").exists()
+    assert (tmp_path / "eval" / "report.json").exists()

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -133,8 +131,6 @@ def _run_evaluate(args) -> int:
                       rank=proc.rank, world=proc.world)
     if proc.main:
         print(format_report(report))
-        with open(os.path.join(args.output, "report.json"), "w") as f:
-            json.dump(report, f, indent=1)
     return 0
 
 

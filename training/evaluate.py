@@ -50,7 +50,8 @@ def _gather(items: List) -> List:
 def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, precision: str = "fp32",
              max_sequences: int = 0, rank: int = 0, world: int = 1) -> Dict[str, Dict[str, float]]:
     """Track every sequence (sequence ``i`` on rank ``i % world``), write ``<output>/<dataset>/<seq>.txt``
-    and return per-dataset metrics for the tracker and for the static baseline (always the first box)."""
+    and return per-dataset metrics for the tracker and for the static baseline (always the first box); rank 0
+    also writes them to ``<dataset>/metrics.json`` and all datasets' to ``<output>/report.json``."""
     tracker = LoRATTracker(model.eval(), precision=precision)
     report: Dict[str, Dict[str, float]] = {}
     for dataset in datasets:
@@ -86,6 +87,9 @@ def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, pre
         if rank == 0:
             with open(os.path.join(folder, "metrics.json"), "w") as f:
                 json.dump(summary, f, indent=1)
+    if rank == 0:
+        with open(os.path.join(output_dir, "report.json"), "w") as f:
+            json.dump(report, f, indent=1)
     return report
 
 

@@ -228,8 +228,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
                               max_sequences=cfg.eval_sequences, rank=proc.rank, world=proc.world)
             if proc.main:
                 print(format_report(report), flush=True)
-                with open(os.path.join(cfg.output_dir, "eval", "report.json"), "w") as f:
-                    json.dump(report, f, indent=1)
     proc.barrier()
     return {"step": step, "total_steps": total_steps, "report": report, "model": model}
 
