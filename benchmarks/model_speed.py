@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -29,11 +28,11 @@ import torch
 
 from common import (add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables, markdown_table,
                     summarize, time_calls, write_json)
-from vot_lorat import LoRAT, LoRATConfig, create_model, get_config, merge_lora
+from vot_lorat import LoRATConfig, create_model, get_config, merge_lora
 from vot_lorat.config import VARIANTS
 from vot_lorat.crop import token_mask
+from vot_lorat.tracker import PRECISIONS, quantize_int8
 
-AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
 MODES = {"eager": None, "compile": "default", "cuda-graphs": "reduce-overhead"}  # torch.compile mode
 Inputs = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (z, x, z_feat_mask)
 
@@ -59,7 +58,7 @@ def realistic_inputs(cfg: LoRATConfig, batch: int, device: torch.device, seed: i
 
 
 def autocast(precision: str, device: torch.device):
-    dtype = AUTOCAST[precision]
+    dtype = PRECISIONS[precision]
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
@@ -70,14 +69,6 @@ def accuracy(reference: Dict[str, torch.Tensor], out: Dict[str, torch.Tensor]) -
     return {"max_abs_logit": (logits - ref_logits).abs().max().item(),
             "max_abs_box": (out["boxes"].float() - reference["boxes"].float()).abs().max().item(),
             "argmax_agreement": same_cell.float().mean().item()}
-
-
-def quantize_int8(model: LoRAT) -> torch.nn.Module:
-    """Dynamic int8 quantisation of every Linear, in place (the fp32 weights are dropped)."""
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao on every call
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def plan_modes(args: argparse.Namespace, device: torch.device, skipped: List[str]) -> List[str]:
@@ -94,8 +85,8 @@ def plan_precisions(args: argparse.Namespace, device: torch.device, skipped: Lis
     chosen = args.precisions or (["fp16"] if device.type == "cuda" else ["fp32"])
     out = []
     for precision in chosen:
-        if precision not in AUTOCAST:
-            raise SystemExit(f"unknown precision {precision!r}; choose from {', '.join(AUTOCAST)}")
+        if precision not in PRECISIONS:
+            raise SystemExit(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         if precision == "fp16" and device.type != "cuda":
             skipped.append("fp16: CUDA only (use bf16 on the CPU)")
         elif precision == "int8" and device.type != "cpu":
@@ -153,7 +144,7 @@ class VariantRun:
         if "merged" in self.args.lora:
             self.each_setting("merged", float_precisions, modes, merged_params)
         if "int8" in precisions:
-            self.model = quantize_int8(self.model)
+            self.model = quantize_int8(self.model, inplace=True)  # g-378 is never held twice
             self.each_setting("merged", ["int8"], ["eager"], merged_params)
         return self.rows
 

@@ -38,8 +38,9 @@ class _Object:
     box: np.ndarray  # search state: last valid output box, xyxy
 
 
-def quantize_int8(model: LoRAT) -> torch.nn.Module:
-    """A copy of a merged model with int8 dynamic-quantised Linear layers (about 2x faster on a CPU)."""
+def quantize_int8(model: LoRAT, inplace: bool = False) -> torch.nn.Module:
+    """A merged model with int8 dynamic-quantised Linear layers (B-224 on a 2-core CPU: 3.8x faster, see
+    benchmarks/README.md); a copy unless ``inplace``, which drops the fp32 weights instead of holding both."""
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("int8 precision runs on the CPU only; use fp16 or bf16 on a GPU")
     if has_lora(model):
@@ -48,7 +49,7 @@ def quantize_int8(model: LoRAT) -> torch.nn.Module:
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
 
-        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
 def frame_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
