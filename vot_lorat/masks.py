@@ -17,7 +17,8 @@ class FrameMask(NamedTuple):
     window: Optional[Window]
 
 
-def _intersection(a: Window, b: Window) -> Optional[Window]:
+def intersection(a: Window, b: Window) -> Optional[Window]:
+    """The window two windows share; None when they do not overlap."""
     x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
 
@@ -93,10 +94,10 @@ def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
         areas = [((0, 0, shape[1], shape[0]), list(range(n)))]
     else:
         rects = {r for i, a in enumerate(windows) for b in windows[i + 1:] if a is not None and b is not None
-                 for r in [_intersection(a, b)] if r is not None}
+                 for r in [intersection(a, b)] if r is not None}
         # every mask that can claim a pixel of the rectangle takes part, so each pixel's winner is decided
         # among all its claimants, whichever rectangle examines it first
-        areas = [(r, [k for k, w in enumerate(windows) if w is not None and _intersection(r, w)])
+        areas = [(r, [k for k, w in enumerate(windows) if w is not None and intersection(r, w)])
                  for r in sorted(rects)]
     copied = [inplace] * n
     prio_all = np.asarray(priority, dtype=np.float64)
@@ -140,7 +141,7 @@ class BoxMaskGenerator:
             mask = np.zeros((h, w), dtype=bool)
             mask[y1:y2, x1:x2] = True
             for j in order[:rank]:
-                cut = _intersection(windows[i], windows[j])
+                cut = intersection(windows[i], windows[j])
                 if cut is not None:
                     mask[cut[1]:cut[3], cut[0]:cut[2]] = False
             masks[i] = mask

@@ -4,7 +4,7 @@ Two modes (lorat_reference 5.3 describes the first):
 - ``crop``: the reference. Per object, a pixel-aligned SiamFC crop (area factor 2) of the frame at SAM's
   input size, the rasterised box as the prompt, the 256x256 low-res logits thresholded, and the binary
   mask bilinearly back-projected onto the frame (any non-zero value counts, a slight dilation). The
-  image encoder runs once on the stack of all objects' crops.
+  image encoder takes the crops ``SamOptions.encoder_batch`` at a time.
 - ``frame``: cheaper. One embedding of the whole frame (SAM's own resize + pad) for all objects, and all
   box prompts decoded in one call. The low-res logits are bilinearly resampled straight onto the frame
   (the exact map from frame pixels to the grid, padding cut away) and thresholded there: a low-res cell
@@ -32,7 +32,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from . import box as bx
 from .crop import crop_image, image_mean, siamfc_params
-from .masks import Window, resolve_overlaps
+from .masks import Window, box_window, intersection, resolve_overlaps
 from .tracker import frame_tensor
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
@@ -149,8 +149,7 @@ class _Window:
     logits: np.ndarray
 
     def intersects(self, other: "_Window") -> bool:
-        a, b = self.rect, other.rect
-        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+        return intersection(self.rect, other.rect) is not None
 
     def paste(self, canvas: np.ndarray, values: np.ndarray) -> np.ndarray:
         x1, y1, x2, y2 = self.rect
@@ -328,12 +327,10 @@ class SamMaskGenerator:
             return (window if area > 0 else None), False
         if opts.guard == "empty":
             return None, True
-        x1, y1, x2, y2 = (int(v) for v in bx.rasterize(box))
-        x2, y2 = min(x2, width), min(y2, height)
+        x1, y1, x2, y2 = rect = box_window(box, height, width)
         shape = (y2 - y1, x2 - x1)
         # the filled box carries no SAM evidence: it claims contested pixels at the threshold logit
-        box_window = _Window((x1, y1, x2, y2), np.ones(shape, bool), np.full(shape, opts.mask_threshold, np.float32))
-        return box_window, True
+        return _Window(rect, np.ones(shape, bool), np.full(shape, opts.mask_threshold, np.float32)), True
 
     @staticmethod
     def _contest_logits(windows: List[Optional[_Window]], width: int,

@@ -204,6 +204,12 @@ class TraxTracker:
         return trax.Mask.create(np.zeros((1, 1), dtype=np.uint8)), props  # absent
 
 
+def _trax_server() -> trax.Server:
+    """What we declare to the toolkit, the same whether we track or only report a start-up error."""
+    return trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
+                       tracker_name="LoRAT", tracker_family="vot_lorat", multiobject=True)
+
+
 def serve(cfg: ServerConfig) -> int:
     """Load the model, then answer TraX requests until the toolkit quits."""
     if cfg.threads > 0:
@@ -217,8 +223,7 @@ def serve(cfg: ServerConfig) -> int:
     session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
     glue = TraxTracker(session, masks=cfg.mask != "none")
     log.info("%s ready on %s (masks: %s)", cfg.variant, device, cfg.mask)
-    with trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
-                     tracker_name="LoRAT", tracker_family="vot_lorat", multiobject=True) as server:
+    with _trax_server() as server:
         while True:
             request = server.wait()
             if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
@@ -262,8 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def tell_toolkit(message: str) -> None:
     """Under the toolkit, say why we stop over TraX too: it shows a quit reason, but not our stderr."""
     try:
-        with trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
-                         tracker_name="LoRAT", multiobject=True) as server:
+        with _trax_server() as server:
             server.wait()
             server.quit(reason=message)
     except Exception:  # the toolkit already hung up: stderr has the message
