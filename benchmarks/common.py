@@ -20,10 +20,21 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
+from vot_lorat.device import DeviceError, resolve_device
+
+
+def device_arg(spec: str) -> torch.device:
+    """``--device`` as a checked torch.device (an argparse type): a missing GPU is a one-line usage error."""
+    try:
+        return resolve_device(spec)
+    except DeviceError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--device, --threads, --json and --markdown."""
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    """--device (a torch.device), --threads, --json and --markdown."""
+    parser.add_argument("--device", type=device_arg, default="auto",
+                        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", type=Path, help="write the settings and numbers here")
     parser.add_argument("--markdown", type=Path, help="write the printed tables here too")
@@ -41,6 +52,17 @@ def csv_list(text: str) -> List[str]:
 
 def csv_ints(text: str) -> List[int]:
     return [int(item) for item in csv_list(text)]
+
+
+def csv_choices(choices: Sequence[str]) -> Callable[[str], List[str]]:
+    """An argparse type: a comma-separated list whose items are each one of ``choices``."""
+    def parse(text: str) -> List[str]:
+        items = csv_list(text)
+        unknown = [item for item in items if item not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: choose from {', '.join(choices)}")
+        return items
+    return parse
 
 
 def cpu_model() -> str:

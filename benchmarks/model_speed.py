@@ -19,7 +19,6 @@ arg-max score cell is the same.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -31,7 +30,8 @@ from common import (add_common_args, apply_threads, csv_ints, csv_list, device_n
 from vot_lorat import LoRATConfig, create_model, get_config, merge_lora
 from vot_lorat.config import VARIANTS
 from vot_lorat.crop import token_mask
-from vot_lorat.tracker import PRECISIONS, quantize_int8
+from vot_lorat.device import resolve_precision
+from vot_lorat.tracker import PRECISIONS, precision_context, quantize_int8
 
 MODES = {"eager": None, "compile": "default", "cuda-graphs": "reduce-overhead"}  # torch.compile mode
 Inputs = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (z, x, z_feat_mask)
@@ -57,11 +57,6 @@ def realistic_inputs(cfg: LoRATConfig, batch: int, device: torch.device, seed: i
     return z.to(device), x.to(device), masks.to(device)
 
 
-def autocast(precision: str, device: torch.device):
-    dtype = PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-
-
 def accuracy(reference: Dict[str, torch.Tensor], out: Dict[str, torch.Tensor]) -> Dict[str, float]:
     """Largest |difference| of logits and boxes, and the share of samples with the same arg-max cell."""
     ref_logits, logits = reference["score_map"].float(), out["score_map"].float()
@@ -82,7 +77,7 @@ def plan_modes(args: argparse.Namespace, device: torch.device, skipped: List[str
 
 
 def plan_precisions(args: argparse.Namespace, device: torch.device, skipped: List[str]) -> List[str]:
-    chosen = args.precisions or (["fp16"] if device.type == "cuda" else ["fp32"])
+    chosen = args.precisions or [resolve_precision("auto", device)]
     out = []
     for precision in chosen:
         if precision not in PRECISIONS:
@@ -122,7 +117,7 @@ class VariantRun:
             torch._dynamo.reset()  # a fresh compile per setting, never a cache-limit fallback to eager
             forward = torch.compile(self.model, mode=MODES[mode])
         inputs = dummy_inputs(self.cfg, batch, device)
-        with torch.inference_mode(), autocast(precision, device):
+        with torch.inference_mode(), precision_context(precision, device):
             times = time_calls(lambda _: forward(*inputs), args.warmup, args.iters, device)
             acc: Optional[Dict[str, float]] = None
             if mode == "eager" and self.acc_inputs is not None:
@@ -190,7 +185,7 @@ def main() -> None:
     unknown += [m for m in args.lora if m not in ("unmerged", "merged")]
     if unknown:
         raise SystemExit(f"unknown variant or LoRA setting: {', '.join(unknown)}")
-    device = torch.device(args.device)
+    device = args.device
 
     skipped: List[str] = []
     precisions = plan_precisions(args, device, skipped)

@@ -21,9 +21,10 @@ import torch
 from segment_anything.build_sam import sam_model_registry
 from segment_anything.modeling import Sam
 
-from common import add_common_args, apply_threads, emit_tables, markdown_table, summarize, time_calls, write_json
-from vot_lorat.sam import (AUTOCAST, GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_sam,
-                           build_tiny_sam)
+from common import (add_common_args, apply_threads, csv_choices, csv_ints, emit_tables, markdown_table, summarize,
+                    time_calls, write_json)
+from vot_lorat.device import PRECISIONS
+from vot_lorat.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_tiny_sam, load_sam
 
 
 def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,7 @@ def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tup
 
 def load_model(args: argparse.Namespace) -> Sam:
     if args.checkpoint:
-        return build_sam(args.model_type, args.checkpoint, args.device)
+        return load_sam(args.model_type, args.checkpoint, args.device)
     torch.manual_seed(0)
     sam = build_tiny_sam() if args.model_type == "tiny" else sam_model_registry[args.model_type]()
     return sam.to(args.device).eval()
@@ -62,9 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-type", choices=SAM_MODEL_TYPES, default="vit_b")
     parser.add_argument("--checkpoint", help="Meta's sam_vit_*.pth; random weights without it")
-    parser.add_argument("--precision", choices=list(AUTOCAST), default="fp32")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--objects", nargs="+", type=int, default=[1, 4, 16])
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--modes", type=csv_choices(MODES), default=list(MODES),
+                        help=f"comma-separated, any of {','.join(MODES)} (default: both)")
+    parser.add_argument("--objects", type=csv_ints, default=[1, 4, 16], help="objects per frame (default: 1,4,16)")
     parser.add_argument("--guard", choices=GUARDS, default="box")
     parser.add_argument("--frame-size", default="1280x720", help="WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=3, help="timed frames per setting")

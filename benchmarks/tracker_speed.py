@@ -88,7 +88,7 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
             start = time.perf_counter()
             made = make_masks(image, np.stack([r.box for r in results]), np.array([r.confidence for r in results]))
             for m in made:
-                crop_to_content(m.mask, m.window)
+                crop_to_content(m.mask, m.rect)
             spent["masks"] = time.perf_counter() - start
         if i >= warmup:
             parts["decode"].append(decode * 1e3)

@@ -1,6 +1,6 @@
 """Training-step throughput and peak memory per variant and precision, and the data pipeline's throughput.
 
-A training step is what ``training/trainer.py`` does per optimiser step: autocast forward, ``lorat_loss``,
+A training step is what ``training/engine.py`` does per optimiser step: autocast forward, ``lorat_loss``,
 backward (through a GradScaler for fp16), gradient clipping, the AdamW step, zeroing the gradients; the
 model comes from ``build_training_model`` (LoRA by default, every weight with ``--full-finetune``) and the
 batch from the trainer's ``PairDataset`` on the synthetic dataset (one batch, reused for every step).
@@ -33,12 +33,11 @@ from training.data.pairs import PairDataset
 from training.data.registry import build_dataset
 from training.data.sequence import SequenceDataset
 from training.data.transform import PairTransform
-from training.loss import lorat_loss
+from training.engine import forward_backward, grad_scaler, optimizer_step
 from training.optim import build_optimizer
-from training.trainer import autocast_and_scaler, build_training_model, optimizer_step
+from training.trainer import build_training_model
 from vot_lorat.config import VARIANTS, get_config
-
-PRECISIONS = ("fp32", "fp16", "bf16")
+from vot_lorat.device import PRECISIONS, resolve_precision
 
 
 def source_name(source: DataSource) -> str:
@@ -56,7 +55,8 @@ def pair_dataset(dataset: SequenceDataset, cfg: TrainConfig) -> PairDataset:
 def train_row(cfg: TrainConfig, batch: Dict[str, torch.Tensor], warmup: int, steps: int,
               device: torch.device) -> Dict:
     """Time ``steps`` optimiser steps after ``warmup`` and record the peak memory of the whole run."""
-    precision, autocast, scaler = autocast_and_scaler(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device)
+    scaler = grad_scaler(precision, device)
     memory = PeakMemory(device)
     memory.start()
     torch.manual_seed(cfg.seed)
@@ -67,10 +67,7 @@ def train_row(cfg: TrainConfig, batch: Dict[str, torch.Tensor], warmup: int, ste
     losses: List[float] = []
 
     def step(_: int) -> None:
-        with autocast():
-            out = model(batch["z"], batch["x"], batch["z_feat_mask"])
-        loss = lorat_loss(out, batch["positives"], batch["target_box"])["loss"]
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        loss = forward_backward(model, batch, precision, device, scaler)["loss"]
         optimizer_step(optimizer, scaler, trainable, cfg.grad_clip)
         losses.append(loss.item())
 
@@ -130,11 +127,11 @@ def main() -> None:
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
-    device = torch.device(args.device)
+    device = args.device
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    precisions = args.precisions or (["fp16"] if device.type == "cuda" else ["fp32"])
+    precisions = args.precisions or [resolve_precision("auto", device)]
     if any(p not in PRECISIONS for p in precisions):
         raise SystemExit(f"precisions must be among {', '.join(PRECISIONS)}")
     skipped = []
@@ -148,7 +145,7 @@ def main() -> None:
 
     train_rows, data_rows = [], []
     for variant in args.variants:
-        base = TrainConfig(variant=variant, full_finetune=args.full_finetune, device=args.device, seed=args.seed)
+        base = TrainConfig(variant=variant, full_finetune=args.full_finetune, device=str(device), seed=args.seed)
         if args.steps:
             synthetic = pair_dataset(datasets["synthetic"], base)
             for size in args.batch:

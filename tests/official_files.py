@@ -1,6 +1,6 @@
 """Test helpers: weight files in the official layouts, and an independent LoRAT forward pass.
 
-The reference forward below is written from the formulas in lorat_reference.md with plain tensor
+The reference forward below is written from the official network's formulas with plain tensor
 operations on the raw file contents (Meta key names, fused qkv, explicit softmax attention), so it
 shares no code with ``vot_lorat``.
 """

@@ -4,10 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 import vot_lorat
 from vot_lorat import WeightFileError
+from vot_lorat.builder import load_checkpoint
 from vot_lorat.config import get_config
+from vot_lorat.lora import iter_lora
+from vot_lorat.lorat_weights import read_checkpoint
 from vot_lorat.weights_io import is_safetensors
 
 from official_files import lorat_2024_state, meta_dinov2_state, write_model_bin
@@ -97,16 +101,49 @@ def test_full_unmerged_training_state_with_ddp_prefix_loads(tmp_path):
         assert (model(z, x, mask)["score_map"] - loaded(z, x, mask)["score_map"]).abs().max() < 1e-5
 
 
-def test_rank_mismatch_is_named(tmp_path):
+def test_lora_rank_comes_from_the_checkpoint(tmp_path):
     backbone = _backbone(tmp_path, "tiny")
-    spec = get_config("tiny").backbone
-    write_model_bin(lorat_2024_state(spec.embed_dim, spec.depth, False, spec.mlp_hidden, rank=16, alpha=16),
-                    str(tmp_path / "model.bin"))
-    with pytest.raises(WeightFileError, match="checkpoint has rank 16, tiny config expects 8"):
-        vot_lorat.load_model("tiny", backbone, str(tmp_path / "model.bin"))
-    # the fix the message names works
-    model = vot_lorat.load_model("tiny", backbone, str(tmp_path / "model.bin"), lora_rank=16)
-    assert model.config.lora_rank == 16
+    spec = get_config("tiny").backbone  # the variant's rank is 8
+    path = str(tmp_path / "model.bin")
+    write_model_bin(lorat_2024_state(spec.embed_dim, spec.depth, False, spec.mlp_hidden, rank=16, alpha=16), path)
+    model = vot_lorat.load_model("tiny", backbone, path, merge=False)
+    assert model.config.lora_rank == 16 and model.blocks[0].attn.qkv.q.lora.rank == 16
+    # a model built at another rank (training's explicit setting) is rejected, naming the fix
+    with pytest.raises(WeightFileError, match="checkpoint has LoRA rank 16, the tiny model was built with rank 8.*"
+                                              "lora_rank=16.*--lora-rank 16"):
+        load_checkpoint(vot_lorat.create_model(get_config("tiny"), backbone), read_checkpoint(path))
+
+
+def test_load_checkpoint_takes_the_lora_scaling_from_the_file(tmp_path):
+    """Fine-tuning and resuming load through inference's loader: a file without lora_alpha means scaling 1.0,
+    whatever the model was built with (tiny-g's config: alpha 8 / rank 4 = 2)."""
+    backbone = _backbone(tmp_path, "tiny-g")
+    spec = get_config("tiny-g").backbone
+    newer = {k: v for k, v in lorat_2024_state(spec.embed_dim, spec.depth, True, spec.mlp_hidden, rank=4,
+                                               alpha=8).items() if k not in ("lora_alpha", "use_rslora")}
+    path = str(tmp_path / "model.safetensors")
+    save_file(newer, path)
+    model = vot_lorat.create_model(get_config("tiny-g"), backbone)
+    assert {lora.scaling for _, lora in iter_lora(model)} == {2.0}
+    load_checkpoint(model, read_checkpoint(path))
+    assert {lora.scaling for _, lora in iter_lora(model)} == {1.0}
+    z, x, mask = _inputs(model.config)
+    with torch.no_grad():
+        expected = vot_lorat.load_model("tiny-g", backbone, path, merge=False)(z, x, mask)["score_map"]
+        assert torch.equal(model.eval()(z, x, mask)["score_map"], expected)
+
+
+def test_layout_that_does_not_fit_the_model_names_the_fix(tmp_path):
+    backbone = _backbone(tmp_path, "tiny")
+    merged = vot_lorat.merge_lora(_trained_like("tiny", backbone))
+    vot_lorat.save_checkpoint(merged, str(tmp_path / "merged.safetensors"))
+    with pytest.raises(WeightFileError, match="merged weights .* build the model without LoRA"):
+        load_checkpoint(vot_lorat.create_model(get_config("tiny"), backbone),
+                        read_checkpoint(str(tmp_path / "merged.safetensors")))
+    vot_lorat.save_checkpoint(_trained_like("tiny", backbone), str(tmp_path / "lora.safetensors"))
+    with pytest.raises(WeightFileError, match="needs a model with LoRA adapters"):
+        load_checkpoint(vot_lorat.create_model(get_config("tiny"), backbone, lora=False),
+                        read_checkpoint(str(tmp_path / "lora.safetensors")))
 
 
 def test_variant_mismatch_is_named(tmp_path):

@@ -39,11 +39,13 @@ def xywh(i):
 
 
 def make_lasot(root, sequences=(("airplane-1", 5), ("airplane-10", 3), ("airplane-2", 4), ("bear-1", 3))):
+    """LaSOT's ground truth is 1-based: the lines say xywh(i) + (1, 1, 0, 0)."""
     for name, n in sequences:
         folder = os.path.join(root, name.rsplit("-", 1)[0], name)
         for i in range(n):
             write_frame(os.path.join(folder, "img", f"{i + 1:08d}.jpg"), RED_BGR if i == 0 else (90, 60, 30))
-        write_text(os.path.join(folder, "groundtruth.txt"), [",".join(map(str, xywh(i))) for i in range(n)])
+        write_text(os.path.join(folder, "groundtruth.txt"), [",".join(str(v + d) for v, d in zip(xywh(i), (1, 1, 0, 0)))
+                                                             for i in range(n)])
         occlusion = ["1" if i == 1 else "0" for i in range(n)]
         out_of_view = ["1" if i == 2 else "0" for i in range(n)]
         write_text(os.path.join(folder, "full_occlusion.txt"), [",".join(occlusion)])
@@ -58,7 +60,7 @@ def test_lasot_all_reads_every_sequence_with_xyxy_boxes_and_absent_frames(tmp_pa
     assert [os.path.relpath(p, tmp_path) for p in seq.frame_paths] == [
         os.path.join("airplane", "airplane-1", "img", f"{i:08d}.jpg") for i in range(1, 6)]
     assert all(os.path.isfile(p) for p in seq.frame_paths)
-    assert seq.boxes[0].tolist() == [0, 1, 4, 6]  # x, y, x+w, y+h
+    assert seq.boxes[0].tolist() == [0, 1, 4, 6]  # x - 1, y - 1, x-1+w, y-1+h of the 1-based line 1,2,4,5
     assert seq.boxes[4].tolist() == [4, 5, 12, 14]
     assert np.isnan(seq.boxes[1]).all()  # full_occlusion
     assert np.isnan(seq.boxes[2]).all()  # out_of_view
@@ -105,6 +107,7 @@ def make_got10k(root):
             write_text(os.path.join(folder, "groundtruth.txt"), lines)
             if split != "test":
                 write_text(os.path.join(folder, "absence.label"), ["0", "0", "1", "0"])
+                write_text(os.path.join(folder, "cover.label"), ["8", "3", "5", "0"])
         if split == "train":  # val has no list.txt: the folder listing is used
             write_text(os.path.join(root, split, "list.txt"), names)
     return str(root)
@@ -117,8 +120,9 @@ def test_got10k_train_val_and_test(tmp_path):
     seq = train[1]
     assert os.path.basename(seq.frame_paths[3]) == "00000004.jpg" and os.path.isfile(seq.frame_paths[3])
     assert seq.boxes[1].tolist() == [1, 2, 6, 8]
-    assert np.isnan(seq.boxes[2]).all()  # absence.label
-    assert seq.visible.tolist() == [True, True, False, True]
+    assert np.isnan(seq.boxes[2]).all()  # absence.label 1
+    assert np.isnan(seq.boxes[3]).all()  # cover.label 0: nothing of the target is visible
+    assert seq.visible.tolist() == [True, True, False, False]
     assert [GOT10k(root, "val")[0].name] == ["GOT-10k_Val_000001"]
     test = GOT10k(root, "test")
     assert test[0].num_frames == 4  # counted from the frame files: only the first box is given

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from vot_lorat import box as bx
-from vot_lorat.crop import CropParams, crop_image, crop_window, image_mean, siamfc_params, token_mask
+from vot_lorat.crop import CropParams, crop_image, crop_region, image_mean, siamfc_params, token_mask
 from vot_lorat.postprocess import hann_window_2d, select_boxes
 
 
@@ -57,14 +57,14 @@ def test_crop_resizes_only_the_rasterised_subrectangle():
     params = siamfc_params([60.3, 50.7, 90.1, 75.2], 2.0, (56, 56))
     fill = image_mean(image)
     crop, real = crop_image(image, params, (56, 56), fill)
-    win = crop_window((160, 120), params, (56, 56))
-    sx1, sy1, sx2, sy2 = win.source
-    tx1, ty1, tx2, ty2 = win.target
+    region = crop_region((160, 120), params, (56, 56))
+    sx1, sy1, sx2, sy2 = region.source
+    tx1, ty1, tx2, ty2 = region.target
     expect = F.interpolate(image[sy1:sy2, sx1:sx2].permute(2, 0, 1)[None].float(), size=(ty2 - ty1, tx2 - tx1),
                            mode="bilinear", align_corners=False)[0]
     assert torch.equal(crop[:, ty1:ty2, tx1:tx2], expect)
     # the realised params map the source rectangle exactly onto the target rectangle
-    assert np.abs(real.apply(win.source.astype(float)) - win.target).max() < 1e-3
+    assert np.abs(real.apply(region.source.astype(float)) - region.target).max() < 1e-3
     # and differ from the requested ones by the rasterisation only
     assert np.abs(real.scale - params.scale).max() / params.scale[0] < 0.1
 

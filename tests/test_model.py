@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import vot_lorat
-from vot_lorat.backbone import resize_pos_embed, to_timm_keys
+from vot_lorat.convert import from_meta_dinov2, resize_pos_embed
 from vot_lorat.config import get_config
 from vot_lorat.model import count_parameters
 
@@ -72,7 +72,7 @@ def test_newer_layout_without_scalars_uses_scaling_one(tmp_path):
 
 def test_timm_safetensors_backbone_equals_meta_pth(tmp_path):
     cfg, backbone, _ = _official_files(tmp_path, "tiny-g")
-    timm_state = to_timm_keys(dict(backbone))
+    timm_state = from_meta_dinov2(dict(backbone))
     save_file({k: v.contiguous() for k, v in timm_state.items()}, str(tmp_path / "timm.safetensors"))
     a = vot_lorat.load_model("tiny-g", str(tmp_path / "dinov2_pretrain.pth"), str(tmp_path / "model.bin"))
     b = vot_lorat.load_model("tiny-g", str(tmp_path / "timm.safetensors"), str(tmp_path / "model.bin"))
@@ -98,7 +98,8 @@ def test_meta_pth_with_chunked_blocks_loads(tmp_path):
 
 def test_pos_embed_resize_is_bicubic_without_antialias():
     grid = torch.randn(1, 16, 37, 37)
-    ours = resize_pos_embed(grid, 16)
+    cls_slot = torch.randn(1, 1, 16)  # DINOv2's position embedding starts with the class token's
+    ours = resize_pos_embed(torch.cat([cls_slot, grid.flatten(2).transpose(1, 2)], dim=1), 16)
     plain = F.interpolate(grid, size=(16, 16), mode="bicubic", align_corners=False, antialias=False)
     aa = F.interpolate(grid, size=(16, 16), mode="bicubic", align_corners=False, antialias=True)
     assert torch.equal(ours, plain.permute(0, 2, 3, 1).reshape(1, 256, 16))

@@ -12,9 +12,9 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import nn
 
 from tiny_sam import build_tiny_sam, save_tiny_sam
-from vot_lorat.crop import crop_window, siamfc_params
+from vot_lorat.crop import crop_region, siamfc_params
 from vot_lorat.masks import resolve_overlaps
-from vot_lorat.sam import MaskResult, SamMaskGenerator, SamOptions, build_sam
+from vot_lorat.sam import MaskResult, SamMaskGenerator, SamOptions, load_sam
 
 
 # --- a stub SAM whose decoder draws the prompted box: the geometry becomes checkable ----------------------
@@ -133,8 +133,9 @@ def test_mask_is_the_prompted_box_in_frame_coordinates(mode, frame):
 
 
 def _reference_crop_mode(low_res: torch.Tensor, box, height: int, width: int, size: int = 1024) -> np.ndarray:
-    """lorat_reference 5.3: crop params scaled to the low-res grid, inverted, whole-frame grid_sample, != 0."""
-    real = crop_window((width, height), siamfc_params(box, 2.0, (size, size)), (size, size)).params
+    """The official code's crop mode: crop params scaled to the low-res grid, inverted, whole-frame grid_sample,
+    != 0."""
+    real = crop_region((width, height), siamfc_params(box, 2.0, (size, size)), (size, size)).params
     grid = low_res.shape[-1]
     s, t = real.scale * grid / size, real.translation * grid / size
     # output pixel u has normalised x (2u + 1) / W - 1; it samples grid position (u + 0.5) s + t
@@ -181,7 +182,7 @@ def test_back_projection_matches_the_whole_frame_formulas_exactly(kind, height, 
         got = SamMaskGenerator(sam, SamOptions(mode=mode, guard="none"))(image, boxes)[0].mask
         low_res = decoder(None, None, sparse[0], None, False)[0][0, 0]
         if mode == "crop":
-            real = crop_window((width, height), siamfc_params(clipped, 2.0, (1024, 1024)), (1024, 1024)).params
+            real = crop_region((width, height), siamfc_params(clipped, 2.0, (1024, 1024)), (1024, 1024)).params
             prompt = np.clip(np.floor(real.apply(clipped) + [0, 0, 1 - 1e-4, 1 - 1e-4]), 0, 1024)
             assert prompts[0].tolist() == [prompt.tolist()], "the rasterised box in the crop"
             expected, clear = _reference_crop_mode(low_res, clipped, height, width), np.ones_like(got)
@@ -293,8 +294,8 @@ def test_bad_inputs_and_options_are_rejected(tiny):
         generator(np.zeros((10, 10, 3), np.float32), np.zeros((0, 4)))
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         generator(_image(10, 10), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match="priority"):
-        generator(_image(10, 10), np.zeros((2, 4)), priority=[1.0])
+    with pytest.raises(ValueError, match="confidences"):
+        generator(_image(10, 10), np.zeros((2, 4)), confidences=[1.0])
     for bad in ({"mode": "tile"}, {"guard": "maybe"}, {"precision": "fp8"}, {"min_area_ratio": 5.0}):
         with pytest.raises(ValueError):
             SamOptions(**bad)
@@ -380,45 +381,62 @@ def test_three_way_overlap_and_errors():
 @pytest.mark.parametrize("mode", ["crop", "frame"])
 def test_generator_gives_contested_pixels_away_once(mode):
     boxes = np.array([[20.0, 20.0, 80.0, 80.0], [50.0, 40.0, 110.0, 100.0]])
-    for priority, winner in (([0.3, 0.8], 1), ([0.8, 0.3], 0)):
-        results = SamMaskGenerator(stub_sam(), SamOptions(mode=mode))(_image(120, 160), boxes, priority=priority)
+    for confidences, winner in (([0.3, 0.8], 1), ([0.8, 0.3], 0)):
+        results = SamMaskGenerator(stub_sam(), SamOptions(mode=mode))(_image(120, 160), boxes, confidences)
         union = _box_mask(boxes[0], 120, 160) | _box_mask(boxes[1], 120, 160)
         assert not (results[0].mask & results[1].mask).any()
         assert abs(int((results[0].mask | results[1].mask).sum()) - int(union.sum())) <= 4 * 140
-        assert results[winner].mask[60, 65], "the stub's logits tie, so the higher priority wins"
+        assert results[winner].mask[60, 65], "the stub's logits tie, so the higher confidence wins"
 
 
 # --- loading weights ------------------------------------------------------------------------------------------
 
 
-def test_build_sam_errors_name_the_expected_file(tmp_path):
+def test_load_sam_errors_name_the_expected_file(tmp_path):
     with pytest.raises(ValueError, match="vit_b, vit_l, vit_h"):
-        build_sam("vit_s", tmp_path / "x.pth")
+        load_sam("vit_s", tmp_path / "x.pth")
     with pytest.raises(FileNotFoundError, match=r"missing\.pth.*sam_vit_b_01ec64\.pth"):
-        build_sam("vit_b", tmp_path / "missing.pth")
+        load_sam("vit_b", tmp_path / "missing.pth")
     junk = tmp_path / "junk.pth"
     junk.write_text("not a checkpoint")
     with pytest.raises(ValueError, match=r"not a PyTorch state dict.*sam_vit_h_4b8939\.pth"):
-        build_sam("vit_h", junk)
+        load_sam("vit_h", junk)
     other = tmp_path / "lorat.pth"
     torch.save({"head.cls_mlp.layers.0.weight": torch.zeros(2, 2)}, other)
     with pytest.raises(ValueError, match="no SAM image encoder"):
-        build_sam("vit_b", other)
+        load_sam("vit_b", other)
     # the keys that identify vit_l weights (width 1024, 24 blocks), without their 1.2 GB of values
     vit_l = {"image_encoder.patch_embed.proj.weight": torch.zeros(1024, 1, 1, 1)}
     vit_l.update({f"image_encoder.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(24)})
     wrong = tmp_path / "sam_vit_l_0b3195.pth"
     torch.save(vit_l, wrong)
     with pytest.raises(ValueError, match=r"holds vit_l weights.*1024, 24 blocks.*sam_vit_b_01ec64\.pth"):
-        build_sam("vit_b", wrong)
+        load_sam("vit_b", wrong)
 
 
-def test_build_sam_loads_a_checkpoint_file(tmp_path):
+def test_load_sam_loads_a_checkpoint_file(tmp_path):
     """The real loading path (a real vit_b file is 375 MB): the tiny type reads its own file."""
     saved = save_tiny_sam(tmp_path / "tiny_sam.pth", seed=3)
-    loaded = build_sam("tiny", tmp_path / "tiny_sam.pth")
+    loaded = load_sam("tiny", tmp_path / "tiny_sam.pth")
     assert not loaded.training and loaded.device.type == "cpu"
     for key, value in saved.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(ValueError, match=r"holds tiny weights.*sam_vit_b_01ec64\.pth"):
-        build_sam("vit_b", tmp_path / "tiny_sam.pth")
+        load_sam("vit_b", tmp_path / "tiny_sam.pth")
+
+def test_the_server_uses_sam_as_the_sessions_mask_generator(tmp_path):
+    """No adapter: the generator the server builds is the SamMaskGenerator, and a session takes its masks."""
+    from vot_lorat.masks import FrameMask
+    from vot_lorat.session import TrackingSession
+    from vot_lorat.static_tracker import StaticTracker
+    from vot_lorat.trax_server import ServerConfig, build_mask_generator
+
+    save_tiny_sam(tmp_path / "tiny_sam.pth")
+    cfg = ServerConfig(mask="sam", sam_model="tiny", sam_checkpoint=str(tmp_path / "tiny_sam.pth"))
+    generator = build_mask_generator(cfg, torch.device("cpu"))
+    assert isinstance(generator, SamMaskGenerator) and generator.options.precision == "fp32"
+    session = TrackingSession(StaticTracker(), generator)
+    session.start(_image(120, 160), [np.array([20.0, 20.0, 80.0, 80.0]), np.array([50.0, 40.0, 110.0, 100.0])])
+    states = session.step(_image(120, 160))
+    assert all(isinstance(s.mask, FrameMask) for s in states)
+    assert not (states[0].mask.mask & states[1].mask.mask).any()

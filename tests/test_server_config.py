@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from vot_lorat.trax_server import ServerConfig, parse_args
+import torch
+
+from vot_lorat.trax_server import ServerConfig, main, parse_args
 
 
 def test_environment_values_are_typed():
@@ -33,6 +35,19 @@ def test_flags_override_environment(monkeypatch):
     assert cfg.variant == "g-378" and cfg.device == "cpu" and cfg.absence_threshold == 0.2
 
 
-def test_auto_precision_and_device_on_cpu():
-    cfg = ServerConfig(device="cpu")
-    assert str(cfg.resolved_device()) == "cpu" and cfg.resolved_precision(cfg.resolved_device()) == "fp32"
+def test_environment_round_trips():
+    cfg = ServerConfig(variant="L-378", weights="/w/LoRAT-L-378/model.bin", device="cuda:1", mask="sam",
+                       absence_threshold=0.3, threads=2, sam_checkpoint="/w/sam_vit_b_01ec64.pth", sam_model="vit_b",
+                       sam_multimask=True)
+    env = cfg.to_env()
+    assert env["LORAT_ABSENCE_THRESHOLD"] == "0.3" and env["LORAT_SAM_MULTIMASK"] == "1"
+    assert "LORAT_BACKBONE" not in env  # None: unset
+    assert ServerConfig.from_env(env) == cfg
+    assert ServerConfig.from_env(ServerConfig().to_env()) == ServerConfig()
+
+
+def test_a_missing_device_is_one_line_before_any_loading(capsys):
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
+    assert main(["--variant", "static", "--device", missing]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"LoRAT error: device '{missing}' asked") and "\n" not in err

@@ -60,3 +60,6 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys):
     assert main(["--variant", "tiny", "--weights", WEIGHTS, "--input", str(tmp_path), "--init", "1,2,0,4",
                  "--output", str(tmp_path / "b.txt")]) == 2
     assert "positive w and h" in capsys.readouterr().err
+    assert main(["--variant", "tiny", "--weights", WEIGHTS, "--input", str(tmp_path), "--init", "1,2,3,4",
+                 "--output", str(tmp_path / "b.txt"), "--device", "gpu0"]) == 2
+    assert "unknown device 'gpu0': use auto, cpu, cuda or cuda:N" in capsys.readouterr().err

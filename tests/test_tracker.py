@@ -127,10 +127,11 @@ def test_box_masks_and_trax_crops():
     assert (x0, y0) == (2, 1) and crop.shape == (4, 3) and crop.dtype == np.uint8 and crop.flags["C_CONTIGUOUS"]
     empty, ex, ey = crop_to_content(np.zeros((5, 5), bool))
     assert empty.shape == (1, 1) and empty.sum() == 0
-    (a, wa), (b, wb) = BoxMaskGenerator()(np.zeros((10, 10, 3), np.uint8), np.array([[0, 0, 6, 6], [3, 3, 9, 9]]),
-                                          np.array([0.2, 0.9]))
+    first, second = BoxMaskGenerator()(np.zeros((10, 10, 3), np.uint8), np.array([[0, 0, 6, 6], [3, 3, 9, 9]]),
+                                       np.array([0.2, 0.9]))
+    a, b = first.mask, second.mask
     assert not (a & b).any() and b.sum() == 36 and a.sum() == 36 - 9
-    assert wa == (0, 0, 6, 6) and crop_to_content(a, wa)[0].shape == (6, 6)
+    assert first.rect == (0, 0, 6, 6) and crop_to_content(a, first.rect)[0].shape == (6, 6)
 
 
 def test_int8_precision_needs_merged_weights_and_stays_close(model, scene):
@@ -148,20 +149,20 @@ def test_int8_precision_needs_merged_weights_and_stays_close(model, scene):
     assert "quantized" in type(int8.model.blocks[0].attn.qkv).__module__ and int8.model is not merged
 
 
-def test_overlap_resolution_inside_windows_equals_the_full_frame_answer():
+def test_overlap_resolution_inside_rects_equals_the_full_frame_answer():
     from vot_lorat.masks import resolve_overlaps
 
     rng = np.random.default_rng(1)
-    masks, windows = [], []
+    masks, rects = [], []
     for _ in range(6):
         x1, y1 = rng.integers(0, 40, 2)
         x2, y2 = x1 + rng.integers(1, 25), y1 + rng.integers(1, 25)
         m = np.zeros((60, 70), bool)
         m[y1:y2, x1:x2] = rng.random((y2 - y1, x2 - x1)) > 0.3
         masks.append(m)
-        windows.append((int(x1), int(y1), int(x2), int(y2)))
+        rects.append((int(x1), int(y1), int(x2), int(y2)))
     priority = rng.random(6)
     full = resolve_overlaps(masks, priority)
-    windowed = resolve_overlaps(masks, priority, windows=windows)
-    assert all(np.array_equal(a, b) for a, b in zip(full, windowed))
-    assert sum(m.astype(int) for m in windowed).max() <= 1
+    within_rects = resolve_overlaps(masks, priority, rects=rects)
+    assert all(np.array_equal(a, b) for a, b in zip(full, within_rects))
+    assert sum(m.astype(int) for m in within_rects).max() <= 1

@@ -1,18 +1,21 @@
-"""Training pieces on hand-made cases: labels, loss, optimiser groups, schedule, sampling, OPE metrics."""
+"""Training pieces on hand-made cases: labels, loss, optimiser groups, schedule, sampling, OPE metrics, flags."""
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from training.config import DataSource, config_from_dict
+from training.cli import train_config_from_args
+from training.config import DataSource, TrainConfig, config_from_dict
 from training.data.pairs import PairDataset, StepBatchSampler
 from training.data.registry import build_dataset
 from training.data.sampler import EpochPicker, sample_frames
 from training.data.sequence import ListDataset, Sequence
 from training.data.transform import JitterConfig, PairTransform, TransformConfig, jitter_params
+from training.flags import add_flags
 from training.loss import box_iou_giou, lorat_loss
 from training.metrics import sequence_curves, summarize
 from training.optim import WarmupCosine, param_groups
@@ -197,3 +200,22 @@ def test_config_parsing():
     assert cfg.epochs == 170 and cfg.batch_size == 128 and cfg.lr == 1e-4  # the paper's defaults
     with pytest.raises(ValueError, match="unknown training option"):
         config_from_dict({"learning_rate": 1})
+
+
+def test_train_flags_come_from_the_config_fields_and_override_the_yaml_file(tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_flags(parser, TrainConfig)
+    assert train_config_from_args(parser.parse_args([])) == TrainConfig()  # no flag: the dataclass defaults
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("epochs: 3\nlr: 0.5\njitter: {scale: 0.5, translation: 2.0}\n")
+    cfg = train_config_from_args(parser.parse_args([
+        "--config", str(yaml_file), "--lr", "0.01", "--warmup-lr", "3e-7", "--translation-jitter", "1.0",
+        "--no-eval", "--output", "runs/x", "--data", "synthetic", "--data", "lasot:/l", "--compile",
+        "--blur-radius-augment", "0.2", "1.0", "--no-deit3-augment", "--lora-rank", "8"]))
+    assert (cfg.epochs, cfg.lr, cfg.warmup_lr, cfg.lora_rank) == (3, 0.01, 3e-7, 8)  # the file, then the flags
+    assert cfg.jitter == JitterConfig(scale=0.5, translation=1.0)  # nested fields merge with the file's
+    assert not cfg.evaluate_at_end and cfg.compile and cfg.output_dir == "runs/x"
+    assert [s.kind for s in cfg.data] == ["synthetic", "lasot"]
+    assert cfg.augment.blur_radius == (0.2, 1.0) and not cfg.augment.deit3
+    assert "--warmup-lr X" in parser.format_help() and "(default: 1e-07)" in parser.format_help()

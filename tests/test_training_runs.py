@@ -109,6 +109,13 @@ def test_two_process_torchrun_on_cpu_keeps_ranks_identical(tmp_path):
     assert log[-1]["step"] == 6
 
 
+def test_a_device_that_is_not_there_is_one_line_of_error(tmp_path, capsys):
+    assert cli_main(["train", "--variant", "tiny", "--data", "synthetic", "--device", "cuda:99",
+                     "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device 'cuda:99' asked") and err.count("\n") == 1, err
+
+
 def test_loss_falls_from_scratch(tmp_path):
     cfg = _cfg(tmp_path, epochs=1, samples_per_epoch=960, batch_size=16, log_every=1, warmup_epochs=0.1)
     train(cfg)

@@ -8,6 +8,7 @@ atomically afterwards, so a process killed at any moment leaves the previous che
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
@@ -17,54 +18,61 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from vot_lorat.checkpoint import save_checkpoint
+from vot_lorat.builder import load_checkpoint
+from vot_lorat.lorat_weights import read_checkpoint, save_checkpoint
+from vot_lorat.model import LoRAT
+
+from . import distributed
+from .distributed import Process
+
+log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def save(root: str, proc: Process, model: LoRAT, optimizer: torch.optim.Optimizer,
+         scaler: Optional[torch.amp.GradScaler], step: int, epoch: int, config: Dict[str, Any], keep: int) -> None:
+    """Checkpoint the run at optimiser step ``step`` under ``root``, keeping the newest ``keep``. Every rank
+    calls it: each gives its RNG state, rank 0 writes, and all wait until the checkpoint is complete."""
+    rng_states = distributed.gather(_rng_state())
+    if proc.main:
+        state = {"step": step, "epoch": epoch, "optimizer": optimizer.state_dict(),
+                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_states, "config": config}
+        _write(root, model, state, keep)
+    distributed.barrier()
 
 
-def atomic_write_json(data: Dict[str, Any], path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def restore(root: str, proc: Process, model: LoRAT, optimizer: torch.optim.Optimizer,
+            scaler: Optional[torch.amp.GradScaler]) -> int:
+    """Put the newest checkpoint under ``root`` back into the model, optimiser, scaler and this rank's RNGs;
+    returns the optimiser step to continue from (0 when there is no checkpoint yet)."""
+    folder = _latest(root)
+    if folder is None:
+        log.warning("no checkpoint in %s yet: starting from the beginning", root)
+        return 0
+    state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
+    load_checkpoint(model, read_checkpoint(os.path.join(folder, MODEL_FILE)))
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"][proc.rank] if proc.rank < len(state["rng"]) else state["rng"][0])
+    if proc.main:
+        log.info("resumed from %s at step %d", folder, state["step"])
+    return int(state["step"])
 
 
-def rng_state() -> Dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save(root: str, model: torch.nn.Module, state: Dict[str, Any], keep: int) -> str:
-    """Write checkpoint ``state['step']`` under ``root`` and keep the newest ``keep`` ones."""
+def _write(root: str, model: LoRAT, state: Dict[str, Any], keep: int) -> None:
+    """Write checkpoint ``state['step']`` under ``root`` atomically and keep the newest ``keep`` ones."""
     os.makedirs(root, exist_ok=True)
     name = f"step_{state['step']:09d}"
     final = os.path.join(root, name)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root)
     try:
-        save_checkpoint(model, os.path.join(tmp, "model.safetensors"),
+        save_checkpoint(model, os.path.join(tmp, MODEL_FILE),
                         metadata={"step": str(state["step"]), "epoch": str(state["epoch"])})
-        with open(os.path.join(tmp, "state.pt"), "wb") as f:
+        with open(os.path.join(tmp, STATE_FILE), "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
@@ -76,10 +84,9 @@ def save(root: str, model: torch.nn.Module, state: Dict[str, Any], keep: int) ->
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(root)
-    atomic_write_json({"checkpoint": name, "step": state["step"], "epoch": state["epoch"]},
-                      os.path.join(root, LATEST))
+    _atomic_write_json({"checkpoint": name, "step": state["step"], "epoch": state["epoch"]},
+                       os.path.join(root, LATEST))
     _prune(root, keep, name)
-    return final
 
 
 def _prune(root: str, keep: int, newest: str) -> None:
@@ -93,7 +100,7 @@ def _prune(root: str, keep: int, newest: str) -> None:
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
 
 
-def latest(root: str) -> Optional[str]:
+def _latest(root: str) -> Optional[str]:
     """The folder of the newest complete checkpoint under ``root``, or None."""
     path = os.path.join(root, LATEST)
     if not os.path.isfile(path):
@@ -101,8 +108,37 @@ def latest(root: str) -> Optional[str]:
     with open(path) as f:
         name = json.load(f)["checkpoint"]
     folder = os.path.join(root, name)
-    return folder if os.path.isfile(os.path.join(folder, "state.pt")) else None
+    return folder if os.path.isfile(os.path.join(folder, STATE_FILE)) else None
 
 
-def load_state(folder: str) -> Dict[str, Any]:
-    return torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=False)
+def _rng_state() -> Dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_write_json(data: Dict[str, Any], path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

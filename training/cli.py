@@ -6,22 +6,10 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
-
-from vot_lorat.config import list_variants
 from vot_lorat.tracker import PRECISIONS
 
 from .config import DataSource, TrainConfig, config_from_dict, load_yaml
-
-# CLI flag -> TrainConfig field, for the options that override the paper defaults
-_TRAIN_FLAGS = {
-    "variant": str, "backbone": str, "init_weights": str, "output_dir": str, "epochs": int,
-    "samples_per_epoch": int, "batch_size": int,
-    "accum_steps": int, "lr": float, "weight_decay": float, "warmup_epochs": float, "min_lr": float,
-    "grad_clip": float, "precision": str, "lora_rank": int, "lora_alpha": float, "lora_dropout": float,
-    "layer_scale_init": float, "seed": int, "device": str, "workers": int, "threads": int,
-    "checkpoint_interval": int, "checkpoint_every_steps": int, "keep_checkpoints": int, "log_every": int,
-    "max_gap": int, "eval_sequences": int,
-}
+from .flags import add_flags, given_values
 
 
 def _add_train(sub) -> None:
@@ -29,27 +17,7 @@ def _add_train(sub) -> None:
         "Train a LoRAT. Defaults are the paper's recipe (170 epochs x 131072 samples, batch 128, AdamW 1e-4, "
         "wd 0.1, 2 warmup epochs + cosine, fp16 AMP on GPU). Multi-GPU / multi-node: launch with torchrun."))
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags given here override it")
-    p.add_argument("--variant", help=f"one of {', '.join(list_variants())}")
-    p.add_argument("--backbone", help="DINOv2 weights (Meta .pth or timm .safetensors)")
-    p.add_argument("--data", action="append", metavar="KIND[:PATH][@W][,k=v]",
-                   help="training dataset, repeatable: lasot:/d/LaSOT  got10k:/d/GOT-10k,split=vot_train  "
-                        "trackingnet:/d/TrackingNet  coco:/d/COCO  custom:/d/mine  synthetic")
-    p.add_argument("--eval-data", action="append", metavar="KIND[:PATH][,k=v]",
-                   help="datasets for the one-pass evaluation at the end (e.g. lasot:/d/LaSOT,split=test)")
-    p.add_argument("--output", dest="output_dir", help="run folder (checkpoints, log.jsonl, eval/)")
-    for flag, kind in _TRAIN_FLAGS.items():
-        if flag in ("variant", "backbone", "output_dir"):
-            continue
-        if flag == "init_weights":
-            p.add_argument("--init-weights", dest=flag, help="LoRAT checkpoint to fine-tune from")
-            continue
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind)
-    p.add_argument("--full-finetune", action="store_true", default=None,
-                   help="train every weight without LoRA (for a ViT without pretrained weights)")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--scale-jitter", type=float)
-    p.add_argument("--translation-jitter", type=float)
-    p.add_argument("--no-eval", action="store_true", help="skip the evaluation after the last epoch")
+    add_flags(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
     p.add_argument("--stop-after", type=int, help="stop after N optimiser steps of this invocation")
 
@@ -93,27 +61,10 @@ def _add_vot_sequences(sub) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The YAML file's fields (``--config``), overridden by the flags given."""
     data: Dict[str, Any] = load_yaml(args.config) if args.config else {}
-    for flag in _TRAIN_FLAGS:
-        value = getattr(args, flag, None)
-        if value is not None:
-            data[flag] = value
-    for flag in ("full_finetune", "compile"):
-        if getattr(args, flag):
-            data[flag] = True
-    if args.data:
-        data["data"] = args.data
-    if args.eval_data:
-        data["eval_data"] = args.eval_data
-    if args.no_eval:
-        data["evaluate_at_end"] = False
-    jitter = dict(data.get("jitter", {}))
-    if args.scale_jitter is not None:
-        jitter["scale"] = args.scale_jitter
-    if args.translation_jitter is not None:
-        jitter["translation"] = args.translation_jitter
-    if jitter:
-        data["jitter"] = jitter
+    for key, value in given_values(args, TrainConfig).items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_dict(data)
 
 
@@ -121,10 +72,10 @@ def _run_evaluate(args) -> int:
     from vot_lorat import load_model
 
     from .data.registry import build_dataset
+    from .distributed import setup
     from .evaluate import evaluate, format_report
-    from .trainer import setup_process
 
-    proc = setup_process(args.device, args.threads)  # under torchrun, sequences are split across the ranks
+    proc = setup(args.device, args.threads)  # under torchrun, sequences are split across the ranks
     model = load_model(args.variant, args.backbone, args.weights, device=proc.device)
     datasets = [build_dataset(DataSource.parse(d)) for d in args.data]
     report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences,

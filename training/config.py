@@ -1,4 +1,4 @@
-"""Training configuration as plain data. Defaults are the paper's recipe (lorat_reference 3)."""
+"""Training configuration as plain data. The defaults are the LoRAT paper's recipe (Lin et al., ECCV 2024)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +7,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from vot_lorat.config import list_variants
+
 from .data.augment import AugmentConfig
 from .data.transform import JitterConfig, TransformConfig
+from .flags import option
 
 
 @dataclass
@@ -18,7 +21,7 @@ class DataSource:
 
     kind: str
     path: Optional[str] = None
-    weight: float = 1.0  # LaSOT, GOT-10k, TrackingNet, COCO weighted 1 each = 25 % each (reference)
+    weight: float = 1.0  # LaSOT, GOT-10k, TrackingNet, COCO weighted 1 each: 25 % each, as the paper trains
     options: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -41,42 +44,54 @@ class DataSource:
 
 @dataclass
 class TrainConfig:
-    variant: str = "B-224"
-    backbone: Optional[str] = None  # DINOv2 weights; None trains the ViT from random weights
-    init_weights: Optional[str] = None  # a LoRAT checkpoint to fine-tune from (any layout load_model reads)
-    data: List[DataSource] = field(default_factory=list)
-    eval_data: List[DataSource] = field(default_factory=list)
-    output_dir: str = "runs/lorat"
-    epochs: int = 170  # paper / config/LoRAT/run.yaml
-    samples_per_epoch: int = 131_072  # run.yaml
-    batch_size: int = 128  # global batch over all ranks and accumulation steps (run.yaml)
-    accum_steps: int = 1
-    lr: float = 1e-4  # AdamW (run.yaml)
-    weight_decay: float = 0.1
-    warmup_epochs: float = 2.0  # linear warmup from 1e-7 (run.yaml)
-    min_lr: float = 1e-6
-    warmup_lr: float = 1e-7
-    grad_clip: float = 1.0  # clip_grad_norm_ max norm (run.yaml)
-    precision: str = "auto"  # auto: fp16 autocast + GradScaler on CUDA (reference), fp32 on CPU; or fp32/fp16/bf16
-    compile: bool = False  # torch.compile of the model (the reference compiles; off by default here)
-    lora_rank: Optional[int] = None  # None: the variant's (64 for the paper variants)
-    lora_alpha: Optional[float] = None
-    lora_dropout: float = 0.0
-    full_finetune: bool = False  # train every weight, no LoRA (needed when there is no pretrained backbone)
-    layer_scale_init: float = 1e-5  # LayerScale gamma of a randomly initialised ViT (DINOv2 uses 1e-5)
-    seed: int = 42  # reference default
-    device: str = "auto"
-    workers: int = 4
-    threads: int = 1  # torch threads of each training process on CPU (see tiny_model_training.md)
-    checkpoint_interval: int = 10  # epochs (reference: every 10 epochs + last, keep 5)
-    checkpoint_every_steps: int = 0  # also every N optimiser steps when > 0
-    keep_checkpoints: int = 5
-    log_every: int = 10
-    max_gap: int = 100  # search frame within +-100 frames of the template (reference)
-    eval_sequences: int = 0  # cap on evaluation sequences per dataset (0: all)
-    evaluate_at_end: bool = True
-    jitter: JitterConfig = field(default_factory=JitterConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """A training run; the defaults are the LoRAT paper's recipe. Every field is a ``python -m training train``
+    flag (see training/flags.py) and a key of the ``--config`` YAML file."""
+
+    variant: str = option("B-224", f"LoRAT variant: {', '.join(list_variants())}")
+    backbone: Optional[str] = option(None, "DINOv2 weights (Meta .pth or timm .safetensors); none: a random ViT",
+                                     metavar="PATH")
+    init_weights: Optional[str] = option(None, "LoRAT checkpoint to fine-tune from (any layout load_model reads); "
+                                               "none: fresh adapters and head", metavar="PATH")
+    data: List[DataSource] = option(factory=list, metavar="KIND[:PATH][@W][,k=v]", help=(
+        "training dataset, repeatable: lasot:/d/LaSOT  got10k:/d/GOT-10k,split=vot_train  "
+        "trackingnet:/d/TrackingNet  coco:/d/COCO  custom:/d/mine  synthetic"))
+    eval_data: List[DataSource] = option(factory=list, metavar="KIND[:PATH][,k=v]", help=(
+        "dataset for the one-pass evaluation at the end, repeatable (e.g. lasot:/d/LaSOT,split=test)"))
+    output_dir: str = option("runs/lorat", "run folder (checkpoints, log.jsonl, eval/)", flag="--output",
+                             metavar="DIR")
+    # the paper's schedule: 170 epochs of 131,072 pairs, global batch 128, AdamW lr 1e-4, weight decay 0.1,
+    # 2 warmup epochs, then cosine
+    epochs: int = option(170, "training epochs")
+    samples_per_epoch: int = option(131_072, "template/search pairs per epoch")
+    batch_size: int = option(128, "global batch: over all ranks and accumulation steps")
+    accum_steps: int = option(1, "micro-batches accumulated per optimiser step")
+    lr: float = option(1e-4, "AdamW learning rate after the warmup")
+    weight_decay: float = option(0.1, "AdamW weight decay (none for norms, biases, 1-D weights and embeddings)")
+    warmup_epochs: float = option(2.0, "linear warmup from --warmup-lr, in epochs")
+    min_lr: float = option(1e-6, "the cosine schedule's floor")  # the official code's lr_min
+    warmup_lr: float = option(1e-7, "learning rate at step 0")  # the official code's warmup_lr
+    grad_clip: float = option(1.0, "gradient norm clipping")  # the official code's max norm
+    precision: str = option("auto", "auto (fp16 autocast + GradScaler on CUDA, as the paper trains; fp32 on the "
+                                    "CPU), fp32, fp16 or bf16")
+    compile: bool = option(False, "torch.compile the model (the official code does; off here by default)")
+    lora_rank: Optional[int] = option(None, "LoRA rank; none: the variant's (64 for the paper's variants)")
+    lora_alpha: Optional[float] = option(None, "LoRA alpha; none: the variant's (64 for the paper's variants)")
+    lora_dropout: float = option(0.0, "dropout on the LoRA input")
+    full_finetune: bool = option(False, "train every weight without LoRA (for a ViT without pretrained weights)")
+    layer_scale_init: float = option(1e-5, "LayerScale gamma of a randomly initialised ViT (DINOv2's is 1e-5)")
+    seed: int = option(42, "seed of the model's initialisation and of the sample stream")  # the official default
+    device: str = option("auto", "auto (cuda when available; under torchrun this rank's GPU), cpu, cuda or cuda:N")
+    workers: int = option(4, "data loader processes per rank")
+    threads: int = option(1, "torch threads of each training process on the CPU (the data workers use one each)")
+    checkpoint_interval: int = option(10, "checkpoint every N epochs, and after the last step")  # the official code's
+    checkpoint_every_steps: int = option(0, "also checkpoint every N optimiser steps when > 0")
+    keep_checkpoints: int = option(5, "checkpoints kept, newest first")  # the official code keeps 5
+    log_every: int = option(10, "log.jsonl row every N optimiser steps")
+    max_gap: int = option(100, "search frame within +-N frames of the template")  # the official code's max_gaps
+    eval_sequences: int = option(0, "at most N evaluation sequences per dataset (0: all)")
+    evaluate_at_end: bool = option(True, "one-pass evaluation on --eval-data after the last step", flag="--eval")
+    jitter: JitterConfig = option(factory=JitterConfig)
+    augment: AugmentConfig = option(factory=AugmentConfig)
 
     @property
     def transform(self) -> TransformConfig:

@@ -5,15 +5,15 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
-import torch.distributed as dist
 
 from vot_lorat import box as bx
 from vot_lorat.model import LoRAT
 from vot_lorat.tracker import LoRATTracker
 
+from . import distributed
 from .data.sequence import Sequence, SequenceDataset
 from .metrics import sequence_curves, summarize
 
@@ -37,14 +37,6 @@ def track_sequence(tracker: LoRATTracker, sequence: Sequence) -> np.ndarray:
 def write_pytracking(path: str, boxes_xyxy: np.ndarray) -> None:
     """One ``x<TAB>y<TAB>w<TAB>h`` line per frame, as pytracking writes and reads results."""
     np.savetxt(path, bx.xyxy_to_xywh(boxes_xyxy), delimiter="\t", fmt="%.3f")
-
-
-def _gather(items: List) -> List:
-    if dist.is_available() and dist.is_initialized():
-        parts: List[Optional[List]] = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, items)
-        return [x for part in parts for x in part]
-    return items
 
 
 def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, precision: str = "fp32",
@@ -73,7 +65,7 @@ def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, pre
             static = np.repeat(gt[:1], len(gt), axis=0)
             local.append((i, sequence.name, sequence_curves(bx.xyxy_to_xywh(pred), gt), sequence_curves(static, gt),
                           seconds, sequence.num_frames))
-        results = sorted(_gather(local), key=lambda r: r[0])
+        results = sorted((r for part in distributed.gather(local) for r in part), key=lambda r: r[0])
         summary = summarize([r[2] for r in results])
         baseline = summarize([r[3] for r in results])
         frames = sum(r[5] for r in results)

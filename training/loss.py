@@ -1,16 +1,17 @@
-"""IoU-aware binary cross-entropy plus GIoU, normalised by the number of positives (lorat_reference 3.2)."""
+"""The LoRAT paper's loss: IoU-aware binary cross-entropy plus GIoU, normalised by the number of positives."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
+
+from . import distributed
 
 EPS = 1e-6  # mmdet bbox_overlaps / GIoU eps used by the reference
 
 
-def box_iou_giou(pred: torch.Tensor, target: torch.Tensor):
+def box_iou_giou(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Aligned IoU and GIoU of xyxy boxes (..., 4)."""
     lt = torch.max(pred[..., :2], target[..., :2])
     rb = torch.min(pred[..., 2:], target[..., 2:])
@@ -26,12 +27,7 @@ def box_iou_giou(pred: torch.Tensor, target: torch.Tensor):
 
 def num_positives(positives: torch.Tensor) -> torch.Tensor:
     """Positive cells in the batch, averaged over ranks, at least 1."""
-    n = positives.sum().float()
-    if dist.is_available() and dist.is_initialized():
-        n = n.clone()
-        dist.all_reduce(n)
-        n = n / dist.get_world_size()
-    return n.clamp(min=1.0)
+    return distributed.mean(positives.sum().float()).clamp(min=1.0)
 
 
 def lorat_loss(outputs: Dict[str, torch.Tensor], positives: torch.Tensor,

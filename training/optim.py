@@ -1,4 +1,4 @@
-"""AdamW with the reference's weight-decay groups, and warmup + cosine per iteration (lorat_reference 3.1)."""
+"""AdamW with the official LoRAT code's weight-decay groups, and warmup + cosine per iteration."""
 from __future__ import annotations
 
 import math

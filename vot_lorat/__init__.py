@@ -1,6 +1,6 @@
 """LoRAT (ECCV 2024, "Tracking Meets LoRA") for the VOT toolkit."""
 from .builder import create_model, load_model
-from .checkpoint import read_checkpoint, save_checkpoint
+from .lorat_weights import read_checkpoint, save_checkpoint
 from .config import VARIANTS, LoRATConfig, get_config, list_variants
 from .lora import merge_lora
 from .model import LoRAT, count_parameters

@@ -1,8 +1,5 @@
-"""DINOv2 ViTs built with timm, and loading Meta's or timm's pretrained weights from a local file."""
+"""DINOv2 ViTs built with timm (their pretrained weights are loaded by ``builder.load_backbone``)."""
 from __future__ import annotations
-
-import re
-from typing import Dict
 
 import torch
 import torch.nn as nn
@@ -10,10 +7,9 @@ from timm.layers import DropPath, SwiGLUPacked
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from .config import PATCH_SIZE, BackboneSpec
-from .weights_io import WeightFileError, read_state_dict
 
 
-SUBSET_DROP_ABOVE = 0.1  # DINOv2 uses batch-subset stochastic depth only above this rate (lorat_reference 1.1)
+SUBSET_DROP_ABOVE = 0.1  # DINOv2 uses batch-subset stochastic depth only above this rate
 
 
 def _subset_residual(x: torch.Tensor, branch, drop_ratio: float) -> torch.Tensor:
@@ -44,7 +40,7 @@ class DINOv2Block(Block):
 def create_vit(spec: BackboneSpec, drop_path_rate: float = 0.0, init_values: float = 1e-5) -> VisionTransformer:
     """An untrained DINOv2-shaped ViT at the 518 px pretraining size (37x37 position grid).
 
-    Stochastic depth is uniform over the blocks, as the reference builds DINOv2 (drop_path_uniform=True).
+    Stochastic depth is uniform over the blocks, as the official LoRAT builds DINOv2 (drop_path_uniform=True).
     """
     kwargs = dict(
         img_size=spec.pretrain_grid * PATCH_SIZE, patch_size=PATCH_SIZE, embed_dim=spec.embed_dim,
@@ -61,84 +57,3 @@ def create_vit(spec: BackboneSpec, drop_path_rate: float = 0.0, init_values: flo
             block.drop_path1 = DropPath(drop_path_rate)
             block.drop_path2 = DropPath(drop_path_rate)
     return vit
-
-
-_CHUNKED_BLOCK = re.compile(r"^blocks\.\d+\.(\d+)\.")
-
-
-def to_timm_keys(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Meta DINOv2 names -> timm names: drop mask_token, un-chunk blocks, giant w12/w3 -> fc1/fc2."""
-    out = {}
-    for key, value in state.items():
-        if key == "mask_token":
-            continue
-        key = _CHUNKED_BLOCK.sub(r"blocks.\1.", key)
-        key = key.replace(".mlp.w12.", ".mlp.fc1.").replace(".mlp.w3.", ".mlp.fc2.")
-        out[key] = value
-    return out
-
-
-def describe_backbone_state(state: Dict[str, torch.Tensor]) -> str:
-    """What a backbone state dict looks like, in the words of the error messages."""
-    if "patch_embed.proj.weight" not in state:
-        sample = ", ".join(list(state)[:4])
-        return f"no 'patch_embed.proj.weight' (keys start with: {sample})"
-    dim = state["patch_embed.proj.weight"].shape[0]
-    depth = 1 + max((int(k.split(".")[1]) for k in state if k.startswith("blocks.")), default=-1)
-    fc1 = state.get("blocks.0.mlp.fc1.weight")
-    fc2 = state.get("blocks.0.mlp.fc2.weight")
-    mlp = "unknown"
-    if fc1 is not None and fc2 is not None:
-        mlp = "SWIGLU" if fc1.shape[0] == 2 * fc2.shape[1] else "GELU"
-    return f"embed dim {dim}, {depth} blocks, {mlp} MLP"
-
-
-def load_backbone_weights(vit: VisionTransformer, path: str, spec: BackboneSpec, variant: str) -> None:
-    """Load a Meta ``dinov2_vit*14_pretrain.pth`` or a timm ``.safetensors`` DINOv2 file into ``vit``.
-
-    Any mismatch is reported with the file, the backbone the variant needs and what the file holds.
-    """
-    expected = spec.meta_file or "a DINOv2 checkpoint"
-    state = read_state_dict(path, "backbone file", f"Variant {variant} needs the DINOv2 {spec.name} weights "
-                                                   f"({expected}); pass its local path.")
-    for nested in ("model", "state_dict", "teacher"):
-        if nested in state and isinstance(state[nested], dict):
-            state = state[nested]
-    state = to_timm_keys({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
-    if "reg_token" in state:
-        raise WeightFileError(
-            f"{path} is a DINOv2 with register tokens; LoRAT uses the plain DINOv2 {spec.name} ({expected}).")
-    target = vit.state_dict()
-    found = describe_backbone_state(state)
-    mismatch = [k for k in target if k not in state or state[k].shape != target[k].shape]
-    if mismatch:
-        detail = mismatch[0]
-        if detail in state:
-            detail += f" has shape {tuple(state[detail].shape)}, expected {tuple(target[detail].shape)}"
-        else:
-            detail += " is missing"
-        raise WeightFileError(
-            f"{path} does not match variant {variant}: expected DINOv2 {spec.describe()}, "
-            f"found {found} ({detail}). Use {expected} for {variant}, or the variant that fits this file.")
-    unexpected = [k for k in state if k not in target and not k.startswith("head.")]
-    if unexpected:
-        raise WeightFileError(f"{path}: unexpected keys for DINOv2 {spec.name}: {', '.join(unexpected[:5])}")
-    vit.load_state_dict({k: state[k] for k in target}, strict=True)
-
-
-def pretrained_patch_grid(vit: VisionTransformer) -> torch.Tensor:
-    """The patch position embeddings (no cls slot) as a (1, D, G, G) grid."""
-    pos = vit.pos_embed.detach()
-    num_prefix = pos.shape[1] - vit.patch_embed.num_patches
-    patches = pos[:, num_prefix:]
-    grid = int(round(patches.shape[1] ** 0.5))
-    return patches.reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
-
-
-def resize_pos_embed(grid: torch.Tensor, size: int) -> torch.Tensor:
-    """Bicubic resize of a (1, D, G, G) grid to ``size x size`` tokens, as the reference does: ``size=``,
-    align_corners=False, no antialias, no offset, float32 (lorat_reference 1.3). Returns (1, size*size, D)."""
-    resized = torch.nn.functional.interpolate(grid.float(), size=(size, size), mode="bicubic",
-                                              align_corners=False, antialias=False)
-    return resized.permute(0, 2, 3, 1).reshape(1, size * size, -1)
-

@@ -1,5 +1,5 @@
 """Box maths shared by the tracker and training. Boxes are xyxy in continuous coordinates, where pixel
-``i`` covers ``[i, i+1)`` (lorat_reference conventions); arrays may carry any leading batch shape."""
+``i`` covers ``[i, i+1)``, as in the official LoRAT code; arrays may carry any leading batch shape."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ RASTER_EPS = 1e-4  # floor(x2 + 1 - 1e-4): a box ending exactly on a pixel edge 
 
 
 def xywh_to_xyxy(box) -> np.ndarray:
-    """``[x, y, w, h]`` -> ``[x, y, x+w, y+h]`` with no -1 (lorat_reference 9.12)."""
+    """``[x, y, w, h]`` -> ``[x, y, x+w, y+h]`` with no -1, as the official code reads initial boxes."""
     b = np.asarray(box, dtype=np.float64)
     return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:4]], axis=-1)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 PATCH_SIZE = 14  # DINOv2 patch size
-PRETRAIN_GRID = 37  # DINOv2 checkpoints are trained at 518 px = 37x37 patches (lorat_reference 1.2)
+PRETRAIN_GRID = 37  # DINOv2 checkpoints are trained at 518 px = 37x37 patches
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class BackboneSpec:
 VIT_S14 = BackboneSpec("ViT-S/14", "vit_small_patch14_dinov2", "dinov2_vits14_pretrain.pth", 384, 12, 6, "gelu", 1536)
 VIT_B14 = BackboneSpec("ViT-B/14", "vit_base_patch14_dinov2", "dinov2_vitb14_pretrain.pth", 768, 12, 12, "gelu", 3072)
 VIT_L14 = BackboneSpec("ViT-L/14", "vit_large_patch14_dinov2", "dinov2_vitl14_pretrain.pth", 1024, 24, 16, "gelu", 4096)
-# ViT-g: fused SwiGLU, hidden (int(4*1536*2/3)+7)//8*8 = 4096, so w12 has 8192 outputs (lorat_reference 1.2)
+# ViT-g: DINOv2's fused SwiGLU, hidden (int(4*1536*2/3)+7)//8*8 = 4096, so w12 has 8192 outputs
 VIT_G14 = BackboneSpec("ViT-g/14", "vit_giant_patch14_dinov2", "dinov2_vitg14_pretrain.pth", 1536, 40, 24, "swiglu",
                        8192)
 
@@ -56,14 +56,14 @@ class LoRATConfig:
     template_size: int  # template crop side in pixels
     search_size: int  # search crop side in pixels
     search_area_factor: float
-    template_area_factor: float = 2.0  # always 2 in the reference (lorat_reference 1.1)
+    template_area_factor: float = 2.0  # 2 in every official LoRAT config
     drop_path_rate: float = 0.0  # uniform over blocks; used in training only
     lora_rank: int = 64  # r = 64 (paper, config/LoRAT/B-224)
     lora_alpha: float = 64.0  # alpha = 64 -> scaling 1.0 (paper)
     lora_dropout: float = 0.0
     use_rslora: bool = False
-    min_object_size: float = 10.0  # search-crop box sides are raised to >= 10 px (lorat_reference 4.3)
-    window_penalty: float = 0.45  # Hann window blend at inference (lorat_reference 4.3)
+    min_object_size: float = 10.0  # search-crop box sides are raised to >= 10 px, as the official tracker does
+    window_penalty: float = 0.45  # Hann window blend at inference, the official tracker's value
 
     @property
     def template_grid(self) -> int:
@@ -78,7 +78,7 @@ class LoRATConfig:
 
 
 def _variant(name, backbone, size, drop_path_rate=0.0, **kw) -> LoRATConfig:
-    # 224 variants: 112 template / 224 search / area 4; 378 variants: 196 / 378 / area 5 (lorat_reference 1.1)
+    # 224 variants: 112 template / 224 search / area 4; 378 variants: 196 / 378 / area 5 (paper; official configs)
     template, search, area = {224: (112, 224, 4.0), 378: (196, 378, 5.0)}[size]
     return LoRATConfig(name, backbone, template, search, area, drop_path_rate=drop_path_rate, **kw)
 
@@ -90,11 +90,11 @@ VARIANTS: Dict[str, LoRATConfig] = {
         _variant("S-378", VIT_S14, 378),
         _variant("B-224", VIT_B14, 224),
         _variant("B-378", VIT_B14, 378),
-        _variant("L-224", VIT_L14, 224, 0.1),  # drop path 0.1 for ViT-L (lorat_reference 1.1)
+        _variant("L-224", VIT_L14, 224, 0.1),  # drop path 0.1 for ViT-L (official configs)
         _variant("L-378", VIT_L14, 378, 0.1),
-        _variant("g-224", VIT_G14, 224, 0.4),  # drop path 0.4 for ViT-g (lorat_reference 1.1)
+        _variant("g-224", VIT_G14, 224, 0.4),  # drop path 0.4 for ViT-g (official configs)
         _variant("g-378", VIT_G14, 378, 0.4),
-        # Test-only: the demo / CI model (crops 56/112, lorat tiny_model_training.md) and a SwiGLU twin.
+        # Test-only: the demo / CI model (crops 56/112) and a SwiGLU twin.
         LoRATConfig("tiny", VIT_TINY, 56, 112, 4.0, lora_rank=8, lora_alpha=8.0),
         LoRATConfig("tiny-g", VIT_TINY_SWIGLU, 42, 84, 4.0, lora_rank=4, lora_alpha=8.0),
     )

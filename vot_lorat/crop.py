@@ -1,7 +1,7 @@
 """SiamFC cropping: crop parameters from a box, the pixel-aligned crop, and mapping boxes through it.
 
-A crop is ``out = in * scale + translation`` per axis. The crop itself is pixel-aligned
-(lorat_reference 3.5, 9.9): the image rectangle is mapped into the crop, rasterised, mapped back and
+A crop is ``out = in * scale + translation`` per axis. The crop itself is pixel-aligned, as in the
+official LoRAT code: the image rectangle is mapped into the crop, rasterised, mapped back and
 rasterised again, and only that sub-rectangle is resized (bilinear, align_corners=False, no antialias);
 the rest is the fill colour. The scale and translation that the rasterised rectangles really realise
 are returned and used for every later box mapping, in training and at inference alike.
@@ -42,7 +42,7 @@ class CropParams:
 def siamfc_params(box, area_factor: float, out_size: Tuple[int, int]) -> CropParams:
     """Centre the box in an ``out_size`` (w, h) crop whose area is the context-padded box area.
 
-    ``w' = w + (f-1)(w+h)/2``, ``h' = h + (f-1)(w+h)/2``, ``s = sqrt(Wo*Ho / (w'h'))`` (lorat_reference 3.5).
+    ``w' = w + (f-1)(w+h)/2``, ``h' = h + (f-1)(w+h)/2``, ``s = sqrt(Wo*Ho / (w'h'))`` (SiamFC's rule).
     """
     w, h = bx.size(box)
     pad = (area_factor - 1) * (w + h) / 2
@@ -53,7 +53,7 @@ def siamfc_params(box, area_factor: float, out_size: Tuple[int, int]) -> CropPar
 
 
 @dataclass(frozen=True)
-class CropWindow:
+class CropRegion:
     """Integer rectangles (x1, y1, x2, y2, end-exclusive) of the source pixels and where they land."""
 
     source: np.ndarray
@@ -65,20 +65,20 @@ class CropWindow:
         return not (bx.is_valid(self.source) and bx.is_valid(self.target))
 
 
-def crop_window(image_size: Tuple[int, int], params: CropParams, out_size: Tuple[int, int]) -> CropWindow:
+def crop_region(image_size: Tuple[int, int], params: CropParams, out_size: Tuple[int, int]) -> CropRegion:
     """Rasterise the crop: which image pixels are copied to which crop pixels, and the realised params."""
     w, h = image_size
     target = bx.rasterize(bx.clip(params.apply([0.0, 0.0, w, h]), out_size[0], out_size[1]))
     source = bx.rasterize(params.invert(target))
     source = np.concatenate([np.clip(source[:2], 0, [w, h]), np.clip(source[2:], 0, [w, h])]).astype(np.int64)
     if not (bx.is_valid(source) and bx.is_valid(target)):
-        return CropWindow(source, target, params)
-    # realised scale out_len / in_len and translation out_x1 - in_x1 * s, in float32 (lorat_reference 9.9.5)
+        return CropRegion(source, target, params)
+    # realised scale out_len / in_len and translation out_x1 - in_x1 * s, in float32 as the official code does
     out_len = (target[2:] - target[:2]).astype(np.float32)
     in_len = (source[2:] - source[:2]).astype(np.float32)
     scale = out_len / in_len
     translation = target[:2].astype(np.float32) - source[:2].astype(np.float32) * scale
-    return CropWindow(source, target, CropParams(scale.astype(np.float64), translation.astype(np.float64)))
+    return CropRegion(source, target, CropParams(scale.astype(np.float64), translation.astype(np.float64)))
 
 
 def crop_image(image: torch.Tensor, params: CropParams, out_size: Tuple[int, int],
@@ -88,18 +88,18 @@ def crop_image(image: torch.Tensor, params: CropParams, out_size: Tuple[int, int
     ``fill`` (3,) float32 paints what lies outside the image. Returns the crop and the realised params.
     """
     h, w = image.shape[:2]
-    win = crop_window((w, h), params, out_size)
+    region = crop_region((w, h), params, out_size)
     out = fill.to(image.device, torch.float32).view(3, 1, 1).expand(3, out_size[1], out_size[0]).clone()
-    if win.empty:
-        return out, win.params
-    sx1, sy1, sx2, sy2 = (int(v) for v in win.source)
-    tx1, ty1, tx2, ty2 = (int(v) for v in win.target)
+    if region.empty:
+        return out, region.params
+    sx1, sy1, sx2, sy2 = (int(v) for v in region.source)
+    tx1, ty1, tx2, ty2 = (int(v) for v in region.target)
     patch = image[sy1:sy2, sx1:sx2].permute(2, 0, 1).unsqueeze(0).to(torch.float32)
     if (sy2 - sy1, sx2 - sx1) != (ty2 - ty1, tx2 - tx1):
         patch = F.interpolate(patch, size=(ty2 - ty1, tx2 - tx1), mode="bilinear", align_corners=False,
                               antialias=False)
     out[:, ty1:ty2, tx1:tx2] = patch[0]
-    return out, win.params
+    return out, region.params
 
 
 def normalize(crop: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
@@ -115,7 +115,8 @@ def image_mean(image: torch.Tensor) -> torch.Tensor:
 
 
 def token_mask(box_in_crop, crop_size: int, grid: int) -> np.ndarray:
-    """(grid, grid) int64 map with 1 on every patch the box touches, even partly (lorat_reference 1.4)."""
+    """(grid, grid) int64 map with 1 on every patch the box touches, even partly, as the official code
+    rasterises the template's foreground."""
     stride = crop_size / grid
     r = bx.rasterize(np.asarray(box_in_crop, dtype=np.float64) / stride)
     x1, y1 = np.clip(r[:2], 0, grid)

@@ -1,4 +1,4 @@
-"""Reading frames as RGB arrays, and finding the frames of a folder in order."""
+"""Reading frames as RGB arrays, finding the frames of a folder in order, and handing frames to torch."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,7 @@ from typing import List
 
 import cv2
 import numpy as np
+import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -27,3 +28,10 @@ def natural_key(name: str) -> list:
 def list_frames(folder: str) -> List[str]:
     """Image file names of a folder (``.jpg .jpeg .png .bmp``, any case) in natural order."""
     return sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
+
+
+def frame_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB numpy -> tensor on ``device`` (no copy on the CPU)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)

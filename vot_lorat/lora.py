@@ -1,6 +1,6 @@
 """LoRA adapters on the ViT's Linear layers, their freezing rules, and merging them into the weights.
 
-Module names follow the released checkpoints (lorat_reference 2.2): a wrapped Linear keeps the
+Module names follow the released checkpoints: a wrapped Linear keeps the
 frozen layer as ``.linear`` and the adapter as ``.lora`` with ``A [r, in]`` and ``B [out, r]``;
 the fused ``attn.qkv`` is split into ``q``, ``k`` and ``v`` with one adapter each.
 """
@@ -43,7 +43,7 @@ class LoRA(nn.Module):
 
     def reset_parameters(self, init: str = "bert") -> None:
         if init == "bert":
-            # The reference default: A and B both truncated normal std 0.02, cut at +-2 (lorat_reference 2.1).
+            # The official LoRAT default: A and B both truncated normal std 0.02, cut at +-2 (B is not zero).
             nn.init.trunc_normal_(self.A, std=0.02, a=-2.0, b=2.0)
             nn.init.trunc_normal_(self.B, std=0.02, a=-2.0, b=2.0)
         elif init == "lora":

@@ -1,24 +1,26 @@
 """Full-frame masks: from the toolkit's cropped masks, from boxes, back to boxes, and made disjoint."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import box as bx
 
-Window = Tuple[int, int, int, int]  # x1, y1, x2, y2 (end-exclusive) holding every pixel of a mask
+PixelRect = Tuple[int, int, int, int]  # x1, y1, x2, y2 in whole pixels, end-exclusive
 
 
-class FrameMask(NamedTuple):
-    """A full-frame bool mask and the window its pixels lie in (so nobody scans the whole frame for them)."""
+@dataclass(frozen=True)
+class FrameMask:
+    """A full-frame bool mask and the rectangle its pixels lie in (so nobody scans the whole frame for them)."""
 
     mask: np.ndarray
-    window: Optional[Window]
+    rect: Optional[PixelRect]
 
 
-def intersection(a: Window, b: Window) -> Optional[Window]:
-    """The window two windows share; None when they do not overlap."""
+def intersection(a: PixelRect, b: PixelRect) -> Optional[PixelRect]:
+    """The rectangle two rectangles share; None when they do not overlap."""
     x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
 
@@ -45,7 +47,7 @@ def tight_box(mask: np.ndarray, offset: Tuple[int, int] = (0, 0)) -> Optional[np
     return np.array([cols[0] + x0, rows[0] + y0, cols[-1] + 1 + x0, rows[-1] + 1 + y0], dtype=np.float64)
 
 
-def box_window(box, height: int, width: int) -> Window:
+def box_rect(box, height: int, width: int) -> PixelRect:
     """The pixels a box covers (the same rasterisation the reported rectangles use), inside the frame."""
     x1, y1, x2, y2 = (int(v) for v in bx.rasterize(bx.clip(box, width, height)))
     return x1, y1, x2, y2
@@ -53,16 +55,16 @@ def box_window(box, height: int, width: int) -> Window:
 
 def box_mask(box, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
-    x1, y1, x2, y2 = box_window(box, height, width)
+    x1, y1, x2, y2 = box_rect(box, height, width)
     mask[y1:y2, x1:x2] = True
     return mask
 
 
-def crop_to_content(mask: np.ndarray, window: Optional[Window] = None) -> Tuple[np.ndarray, int, int]:
+def crop_to_content(mask: np.ndarray, rect: Optional[PixelRect] = None) -> Tuple[np.ndarray, int, int]:
     """The bounding crop of a mask as C-contiguous uint8 and its offset (what ``trax.Mask.create`` takes),
-    searched inside ``window`` when given; an empty mask gives a 1x1 zero mask at (0, 0), which the
+    searched inside ``rect`` when given; an empty mask gives a 1x1 zero mask at (0, 0), which the
     toolkit reads as "absent"."""
-    x0, y0, x1, y1 = window if window is not None else (0, 0, mask.shape[1], mask.shape[0])
+    x0, y0, x1, y1 = rect if rect is not None else (0, 0, mask.shape[1], mask.shape[0])
     box = tight_box(mask[y0:y1, x0:x1], (x0, y0))
     if box is None:
         return np.zeros((1, 1), dtype=np.uint8), 0, 0
@@ -72,14 +74,14 @@ def crop_to_content(mask: np.ndarray, window: Optional[Window] = None) -> Tuple[
 
 def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
                      logits: Optional[Sequence[Optional[np.ndarray]]] = None,
-                     windows: Optional[Sequence[Optional[Window]]] = None, inplace: bool = False) -> List[np.ndarray]:
+                     rects: Optional[Sequence[Optional[PixelRect]]] = None, inplace: bool = False) -> List[np.ndarray]:
     """Make masks disjoint: each pixel claimed by several masks goes to one claimant.
 
     The claimant with the highest logit there wins when ``logits`` are given (per-object (H, W) arrays;
     ``None`` is allowed for an object that claims no contested pixel), else, and on ties, the one with
     the highest ``priority``; equal priorities go to the lower index. Pixels claimed once are untouched.
-    With ``windows`` (where each mask's pixels lie, None for an empty mask) only the rectangles where two
-    windows meet are examined. Masks are copied before they change unless ``inplace``.
+    With ``rects`` (where each mask's pixels lie, None for an empty mask) only the rectangles where two
+    of them meet are examined. Masks are copied before they change unless ``inplace``.
     """
     n = len(masks)
     if len(priority) != n or (logits is not None and len(logits) != n):
@@ -90,15 +92,15 @@ def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
     if any(m.shape != shape for m in masks):
         raise ValueError(f"masks differ in shape: {sorted({m.shape for m in masks})}")
     out = list(masks)
-    if windows is None:
+    if rects is None:
         areas = [((0, 0, shape[1], shape[0]), list(range(n)))]
     else:
-        rects = {r for i, a in enumerate(windows) for b in windows[i + 1:] if a is not None and b is not None
-                 for r in [intersection(a, b)] if r is not None}
+        shared = {r for i, a in enumerate(rects) for b in rects[i + 1:] if a is not None and b is not None
+                  for r in [intersection(a, b)] if r is not None}
         # every mask that can claim a pixel of the rectangle takes part, so each pixel's winner is decided
         # among all its claimants, whichever rectangle examines it first
-        areas = [(r, [k for k, w in enumerate(windows) if w is not None and intersection(r, w)])
-                 for r in sorted(rects)]
+        areas = [(r, [k for k, own in enumerate(rects) if own is not None and intersection(r, own)])
+                 for r in sorted(shared)]
     copied = [inplace] * n
     prio_all = np.asarray(priority, dtype=np.float64)
     for (x1, y1, x2, y2), members in areas:
@@ -133,16 +135,16 @@ class BoxMaskGenerator:
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> List[FrameMask]:
         h, w = image.shape[:2]
-        windows = [box_window(b, h, w) for b in boxes]
+        rects = [box_rect(b, h, w) for b in boxes]
         order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
-        masks: List[Optional[np.ndarray]] = [None] * len(windows)
+        masks: List[Optional[np.ndarray]] = [None] * len(rects)
         for rank, i in enumerate(order):
-            x1, y1, x2, y2 = windows[i]
+            x1, y1, x2, y2 = rects[i]
             mask = np.zeros((h, w), dtype=bool)
             mask[y1:y2, x1:x2] = True
             for j in order[:rank]:
-                cut = intersection(windows[i], windows[j])
+                cut = intersection(rects[i], rects[j])
                 if cut is not None:
                     mask[cut[1]:cut[3], cut[0]:cut[2]] = False
             masks[i] = mask
-        return [FrameMask(m, win) for m, win in zip(masks, windows)]
+        return [FrameMask(m, rect) for m, rect in zip(masks, rects)]

@@ -1,7 +1,7 @@
 """The LoRAT network: one-stream DINOv2 ViT over template and search tokens, then the MLP head.
 
-Submodule and parameter names match the released checkpoints (lorat_reference 1.3, 2.2):
-``patch_embed.proj``, ``blocks``, ``norm``, ``pos_embed``, ``token_type_embed``, ``head``.
+Submodule and parameter names match the released checkpoints: ``patch_embed.proj``, ``blocks``, ``norm``,
+``pos_embed``, ``token_type_embed``, ``head``.
 """
 from __future__ import annotations
 
@@ -11,17 +11,20 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
-from .backbone import pretrained_patch_grid, resize_pos_embed
 from .config import LoRATConfig
+from .convert import resize_pos_embed
 from .head import MlpAnchorFreeHead
 from .lora import apply_lora, has_lora
 
-# token_type_embed rows (lorat_reference 1.3)
+# token_type_embed rows, in the released checkpoints' order
 TEMPLATE_BACKGROUND, TEMPLATE_FOREGROUND, SEARCH_REGION = 0, 1, 2
 
 
 class LoRAT(nn.Module):
-    """``model(z, x, z_feat_mask)`` -> ``{"score_map": (B,H,W) logits, "boxes": (B,H,W,4) normalised xyxy}``."""
+    """``model(z, x, z_feat_mask)`` -> ``{"score_map": (B,H,W) logits, "boxes": (B,H,W,4) normalised xyxy}``.
+
+    Built from an untrained ViT; pretrained weights are loaded afterwards (``builder.load_backbone``).
+    """
 
     def __init__(self, config: LoRATConfig, vit: VisionTransformer) -> None:
         super().__init__()
@@ -30,9 +33,9 @@ class LoRAT(nn.Module):
         self.patch_embed = vit.patch_embed
         self.blocks = vit.blocks
         self.norm = vit.norm
-        # Shared position embedding: the pretrained 37x37 grid resized to the search grid; the template uses
-        # its top-left sub-grid. Frozen, and recomputed from the backbone rather than stored (lorat_reference 1.3).
-        pos = resize_pos_embed(pretrained_patch_grid(vit), config.search_grid)
+        # One position embedding on the search grid; the template uses its top-left sub-grid. Frozen: a backbone
+        # file's grid is resized into it at load time. Until then it holds the ViT's initial grid, resized.
+        pos = resize_pos_embed(vit.pos_embed.detach(), config.search_grid)
         self.pos_embed = nn.Parameter(pos, requires_grad=False)
         self.token_type_embed = nn.Parameter(torch.empty(3, dim))
         nn.init.trunc_normal_(self.token_type_embed, std=0.02, a=-2.0, b=2.0)
@@ -59,13 +62,21 @@ class LoRAT(nn.Module):
                     init: str = "bert") -> None:
         apply_lora(self.blocks, rank, alpha, dropout, use_rslora, init)
 
+    @staticmethod
+    def is_trainable_name(name: str) -> bool:
+        """The paper's PEFT setting: only LoRA, the token-type embedding and the head train (and are saved)."""
+        return ".lora." in name or name == "token_type_embed" or name.startswith("head.")
+
+    def trainable_state_dict(self) -> Dict[str, torch.Tensor]:
+        """The tensors a LoRA checkpoint holds: the adapters, the token-type embedding and the head."""
+        return {k: v for k, v in self.state_dict().items() if self.is_trainable_name(k)}
+
     def freeze_for_lora(self) -> None:
-        """Train only LoRA, the token-type embedding and the head (the paper's PEFT setting)."""
         for name, param in self.named_parameters():
-            param.requires_grad = ".lora." in name or name == "token_type_embed" or name.startswith("head.")
+            param.requires_grad = self.is_trainable_name(name)
 
     def unfreeze_all(self) -> None:
-        """Full fine-tuning: every parameter trains, the position embedding included (the reference baseline)."""
+        """Full fine-tuning: every parameter trains, the position embedding included (the paper's baseline)."""
         for param in self.parameters():
             param.requires_grad = True
 
@@ -74,19 +85,16 @@ class LoRAT(nn.Module):
         return has_lora(self)
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> Dict[str, int]:
+def count_parameters(model: LoRAT, trainable_only: bool = True) -> Dict[str, int]:
     """Parameter counts split into lora / head / token_type_embed / other."""
     counts = {"lora": 0, "head": 0, "token_type_embed": 0, "other": 0}
     for name, p in model.named_parameters():
         if trainable_only and not p.requires_grad:
             continue
-        if ".lora." in name:
-            counts["lora"] += p.numel()
-        elif name.startswith("head."):
-            counts["head"] += p.numel()
-        elif name == "token_type_embed":
-            counts["token_type_embed"] += p.numel()
+        top = name.split(".", 1)[0]
+        if top in ("head", "token_type_embed"):
+            counts[top] += p.numel()
         else:
-            counts["other"] += p.numel()
+            counts["lora" if model.is_trainable_name(name) else "other"] += p.numel()
     counts["total"] = sum(counts.values())
     return counts

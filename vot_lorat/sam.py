@@ -1,10 +1,10 @@
 """SAM box -> mask for segmentation stacks: the tracker predicts boxes, VOTS wants disjoint masks.
 
-Two modes (lorat_reference 5.3 describes the first):
-- ``crop``: the reference. Per object, a pixel-aligned SiamFC crop (area factor 2) of the frame at SAM's
-  input size, the rasterised box as the prompt, the 256x256 low-res logits thresholded, and the binary
-  mask bilinearly back-projected onto the frame (any non-zero value counts, a slight dilation). The
-  image encoder takes the crops ``SamOptions.encoder_batch`` at a time.
+Two modes:
+- ``crop``: what the official LoRAT code does. Per object, a pixel-aligned SiamFC crop (area factor 2) of
+  the frame at SAM's input size, the rasterised box as the prompt, the 256x256 low-res logits
+  thresholded, and the binary mask bilinearly back-projected onto the frame (any non-zero value counts,
+  a slight dilation). The image encoder takes the crops ``SamOptions.encoder_batch`` at a time.
 - ``frame``: cheaper. One embedding of the whole frame (SAM's own resize + pad) for all objects, and all
   box prompts decoded in one call. The low-res logits are bilinearly resampled straight onto the frame
   (the exact map from frame pixels to the grid, padding cut away) and thresholded there: a low-res cell
@@ -12,12 +12,11 @@ Two modes (lorat_reference 5.3 describes the first):
   cell (~4 px on a 1080p frame).
 
 Both modes then apply a guard against empty or absurd masks and make the masks disjoint. Memory:
-back-projection resamples only the frame window each mask can reach, and full-frame logits (to settle
-overlaps) are made only for objects whose windows meet another's.
+back-projection resamples only the frame rectangle each mask can reach, and full-frame logits (to settle
+overlaps) are made only for objects whose rectangles meet another's.
 """
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,12 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from . import box as bx
+from .convert import infer_sam_encoder
 from .crop import crop_image, image_mean, siamfc_params
-from .masks import Window, box_window, intersection, resolve_overlaps
-from .tracker import frame_tensor
+from .device import PRECISIONS, autocast
+from .image_io import frame_tensor
+from .masks import FrameMask, PixelRect, box_rect, intersection, resolve_overlaps
+from .weights_io import WeightFileError, read_state_dict
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
 SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
@@ -42,7 +44,6 @@ SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 # (image-encoder width, number of blocks): what tells the checkpoints apart
 SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32), "tiny": (64, 2)}
 MODES = ("crop", "frame")
-AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 GUARDS = ("box", "empty", "none")
 
 
@@ -66,16 +67,7 @@ def build_tiny_sam() -> Sam:
     ).eval()
 
 
-def _encoder_shape(state: dict) -> Optional[Tuple[int, int]]:
-    """(width, depth) of the image encoder a SAM state dict holds; None when it holds none."""
-    patch = state.get("image_encoder.patch_embed.proj.weight")
-    blocks = {int(k.split(".")[2]) for k in state if k.startswith("image_encoder.blocks.")}
-    if not isinstance(patch, torch.Tensor) or not blocks:
-        return None
-    return int(patch.shape[0]), max(blocks) + 1
-
-
-def build_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Sam:
+def load_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Sam:
     """SAM ``model_type`` with Meta's weights from ``checkpoint``, in eval mode on ``device``.
 
     The file is checked before the model is built, so a missing, unreadable or wrong-size file says
@@ -85,20 +77,15 @@ def build_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, 
         raise ValueError(f"SAM model type must be one of {', '.join(SAM_MODEL_TYPES)}, got {model_type!r}")
     expected = SAM_CHECKPOINTS[model_type]
     need = f"SAM {model_type} needs Meta's {expected} ({SAM_URL}{expected})"
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"SAM checkpoint {path} not found: {need}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights-only errors have no common base class; details chained
-        raise ValueError(f"{path} is not a PyTorch state dict ({type(err).__name__}); {need}") from err
-    found = _encoder_shape(state) if isinstance(state, dict) else None
+    path = str(checkpoint)
+    state = read_state_dict(path, "SAM checkpoint", f"{need}.")
+    found = infer_sam_encoder(state)
     if found is None:
-        raise ValueError(f"{path} holds no SAM image encoder (no image_encoder.* weights); {need}")
+        raise WeightFileError(f"{path} holds no SAM image encoder (no image_encoder.* weights); {need}")
     if found != SAM_ENCODERS[model_type]:
         known = [t for t, shape in SAM_ENCODERS.items() if shape == found]
         what = f"{known[0]} weights (as in {SAM_CHECKPOINTS[known[0]]})" if known else "an unknown SAM size"
-        raise ValueError(f"{path} holds {what}: image encoder width {found[0]}, {found[1]} blocks; {need}")
+        raise WeightFileError(f"{path} holds {what}: image encoder width {found[0]}, {found[1]} blocks; {need}")
     sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
     sam.load_state_dict(state)
     return sam.to(device).eval()
@@ -125,30 +112,30 @@ class SamOptions:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.guard not in GUARDS:
             raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
-        if self.precision not in AUTOCAST:
-            raise ValueError(f"precision must be one of {', '.join(AUTOCAST)}, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.encoder_batch < 1:
             raise ValueError(f"encoder_batch must be at least 1, got {self.encoder_batch}")
         if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
 
 
-@dataclass
-class MaskResult:
-    mask: np.ndarray  # (H, W) bool, disjoint from the other objects' masks
-    fallback: bool  # True when the guard replaced SAM's mask (by the box, or by nothing)
-    window: Optional[Window] = None  # the frame rectangle holding every pixel of the mask; None if empty
+@dataclass(frozen=True)
+class MaskResult(FrameMask):
+    """A mask disjoint from the other objects' masks; ``rect`` None when it is empty."""
+
+    fallback: bool = False  # True when the guard replaced SAM's mask (by the box, or by nothing)
 
 
 @dataclass
-class _Window:
-    """A mask and its logits on the frame rectangle ``rect`` (x1, y1, x2, y2, end-exclusive)."""
+class _MaskPatch:
+    """A mask and its logits on the frame rectangle ``rect``."""
 
-    rect: Tuple[int, int, int, int]
+    rect: PixelRect
     mask: np.ndarray
     logits: np.ndarray
 
-    def intersects(self, other: "_Window") -> bool:
+    def intersects(self, other: "_MaskPatch") -> bool:
         return intersection(self.rect, other.rect) is not None
 
     def paste(self, canvas: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -158,7 +145,8 @@ class _Window:
 
 
 class SamMaskGenerator:
-    """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc)."""
+    """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc); a
+    :class:`vot_lorat.session.MaskGenerator`."""
 
     def __init__(self, sam: Sam, options: SamOptions = SamOptions()) -> None:
         self.sam = sam.eval()
@@ -174,44 +162,40 @@ class SamMaskGenerator:
         self.grid = int(grid_h)
         self.resize = ResizeLongestSide(self.input_size)
 
-    def _autocast(self):
-        dtype = AUTOCAST[self.options.precision]
-        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
-
     @torch.inference_mode()
     def __call__(self, image: np.ndarray, boxes: np.ndarray,
-                 priority: Optional[Sequence[float]] = None) -> List[MaskResult]:
+                 confidences: Optional[Sequence[float]] = None) -> List[MaskResult]:
         """Masks for ``boxes`` (N, 4) xyxy on ``image`` (H, W, 3) uint8 RGB.
 
         Boxes are clipped to the frame; those with no area left (absent objects) get empty masks and
-        cost no SAM work. ``priority`` (e.g. tracker confidences, default all equal) breaks ties where
-        masks overlap and SAM's logits do not decide.
+        cost no SAM work. ``confidences`` (the tracker's; default all equal) break ties where masks
+        overlap and SAM's logits do not decide.
         """
         frame = frame_tensor(image, torch.device("cpu"))  # checks the image; a view, no copy
         height, width = frame.shape[:2]
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
             raise ValueError(f"boxes must be a finite (N, 4) xyxy array, got shape {boxes.shape}")
-        priority = np.zeros(len(boxes)) if priority is None else np.asarray(priority, dtype=np.float64)
+        priority = np.zeros(len(boxes)) if confidences is None else np.asarray(confidences, dtype=np.float64)
         if priority.shape != (len(boxes),):
-            raise ValueError(f"priority must have one value per box ({len(boxes)}), got shape {priority.shape}")
+            raise ValueError(f"confidences must have one value per box ({len(boxes)}), got shape {priority.shape}")
         boxes = bx.clip(boxes, width, height)
         present = np.flatnonzero(bx.is_valid(boxes))
-        windows: List[Optional[_Window]] = [None] * len(boxes)
+        patches: List[Optional[_MaskPatch]] = [None] * len(boxes)
         fallback = [False] * len(boxes)
         if present.size:
-            with self._autocast():
+            with autocast(self.options.precision, self.device):
                 if self.options.mode == "crop":
                     logits, to_grid = self._decode_crops(frame.to(self.device), boxes[present])
                 else:
                     logits, to_grid = self._decode_frame(image, boxes[present])
-            for i, window in zip(present, self._to_frame(logits.float(), to_grid, width, height)):
-                windows[i], fallback[i] = self._guard(window, boxes[i], width, height)
-        masks = [np.zeros((height, width), dtype=bool) for _ in windows]
-        masks = [m if w is None else w.paste(m, w.mask) for m, w in zip(masks, windows)]
-        rects = [None if w is None else w.rect for w in windows]
-        masks = resolve_overlaps(masks, priority, self._contest_logits(windows, width, height), rects)
-        return [MaskResult(m, f, r) for m, f, r in zip(masks, fallback, rects)]
+            for i, patch in zip(present, self._to_frame(logits.float(), to_grid, width, height)):
+                patches[i], fallback[i] = self._guard(patch, boxes[i], width, height)
+        masks = [np.zeros((height, width), dtype=bool) for _ in patches]
+        masks = [m if p is None else p.paste(m, p.mask) for m, p in zip(masks, patches)]
+        rects = [None if p is None else p.rect for p in patches]
+        masks = resolve_overlaps(masks, priority, self._contest_logits(patches, width, height), rects)
+        return [MaskResult(m, r, f) for m, r, f in zip(masks, rects, fallback)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
         """Reference mode: per-object crops, encoded a few at a time; logits and frame -> grid maps."""
@@ -266,11 +250,11 @@ class SamMaskGenerator:
         return logits[torch.arange(len(logits), device=logits.device), iou.argmax(dim=1)]
 
     def _to_frame(self, logits: torch.Tensor, to_grid: np.ndarray, width: int,
-                  height: int) -> List[Optional[_Window]]:
-        """Resample each object's low-res logits (n, gh, gw) onto the frame window its mask can reach.
+                  height: int) -> List[Optional[_MaskPatch]]:
+        """Resample each object's low-res logits (n, gh, gw) onto the frame rectangle its mask can reach.
 
         ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Crop mode
-        resamples the binary mask with zero padding and keeps any non-zero value (the reference); frame
+        resamples the binary mask with zero padding and keeps any non-zero value (the official code); frame
         mode resamples the logits (edge-clamped, as a resize would) and thresholds them.
         """
         threshold = self.options.mask_threshold
@@ -278,11 +262,11 @@ class SamMaskGenerator:
         cols = on.any(dim=1).cpu().numpy()
         rows = on.any(dim=2).cpu().numpy()
         grid_h, grid_w = logits.shape[-2:]
-        windows: List[Optional[_Window]] = []
+        patches: List[Optional[_MaskPatch]] = []
         for i in range(len(logits)):
             rect = self._reach(cols[i], rows[i], to_grid[i], width, height)
             if rect is None:
-                windows.append(None)
+                patches.append(None)
                 continue
             x1, y1, x2, y2 = rect
             scale, shift = to_grid[i, :2], to_grid[i, 2:]
@@ -297,11 +281,11 @@ class SamMaskGenerator:
                 source, cut, padding = logits[i][None], threshold, "border"
             out = F.grid_sample(source[None], grid[None], mode="bilinear", padding_mode=padding,
                                 align_corners=False)[0]
-            windows.append(_Window(rect, (out[0] > cut).cpu().numpy(), out[-1].cpu().numpy()))
-        return windows
+            patches.append(_MaskPatch(rect, (out[0] > cut).cpu().numpy(), out[-1].cpu().numpy()))
+        return patches
 
     def _reach(self, cols: np.ndarray, rows: np.ndarray, to_grid: np.ndarray, width: int,
-               height: int) -> Optional[Tuple[int, int, int, int]]:
+               height: int) -> Optional[PixelRect]:
         """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is."""
         if not cols.any():
             return None
@@ -316,29 +300,29 @@ class SamMaskGenerator:
         (x1, x2), (y1, y2) = bounds
         return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
 
-    def _guard(self, window: Optional[_Window], box: np.ndarray, width: int,
-               height: int) -> Tuple[Optional[_Window], bool]:
+    def _guard(self, patch: Optional[_MaskPatch], box: np.ndarray, width: int,
+               height: int) -> Tuple[Optional[_MaskPatch], bool]:
         """Keep SAM's mask unless it is empty or its area is absurd for the box; say if it was replaced."""
         opts = self.options
-        area = 0 if window is None else int(window.mask.sum())
+        area = 0 if patch is None else int(patch.mask.sum())
         box_area = float(bx.area(box))
         plausible = area > 0 and opts.min_area_ratio * box_area <= area <= opts.max_area_ratio * box_area
         if opts.guard == "none" or plausible:
-            return (window if area > 0 else None), False
+            return (patch if area > 0 else None), False
         if opts.guard == "empty":
             return None, True
-        x1, y1, x2, y2 = rect = box_window(box, height, width)
+        x1, y1, x2, y2 = rect = box_rect(box, height, width)
         shape = (y2 - y1, x2 - x1)
         # the filled box carries no SAM evidence: it claims contested pixels at the threshold logit
-        return _Window(rect, np.ones(shape, bool), np.full(shape, opts.mask_threshold, np.float32)), True
+        return _MaskPatch(rect, np.ones(shape, bool), np.full(shape, opts.mask_threshold, np.float32)), True
 
     @staticmethod
-    def _contest_logits(windows: List[Optional[_Window]], width: int,
+    def _contest_logits(patches: List[Optional[_MaskPatch]], width: int,
                         height: int) -> Optional[List[Optional[np.ndarray]]]:
-        """Full-frame logits only for objects whose window meets another's: the only ones that can contest."""
-        live = [i for i, w in enumerate(windows) if w is not None]
-        involved = {i for i in live for j in live if i != j and windows[i].intersects(windows[j])}
+        """Full-frame logits only for objects whose rectangle meets another's: the only ones that can contest."""
+        live = [i for i, p in enumerate(patches) if p is not None]
+        involved = {i for i in live for j in live if i != j and patches[i].intersects(patches[j])}
         if not involved:
             return None
-        return [windows[i].paste(np.full((height, width), -np.inf, np.float32), windows[i].logits)
-                if i in involved else None for i in range(len(windows))]
+        return [patches[i].paste(np.full((height, width), -np.inf, np.float32), patches[i].logits)
+                if i in involved else None for i in range(len(patches))]

@@ -9,18 +9,35 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 
 from . import box as bx
 from .masks import FrameMask
-from .tracker import LoRATTracker
+from .tracker import TrackResult
 
 log = logging.getLogger(__name__)
 
-# (image, boxes (N, 4) xyxy, confidences (N,)) -> N disjoint full-frame masks with their windows
-MaskGenerator = Callable[[np.ndarray, np.ndarray, np.ndarray], List[FrameMask]]
+
+class Tracker(Protocol):
+    """What a session drives: :class:`vot_lorat.tracker.LoRATTracker` or the static baseline."""
+
+    def reset(self) -> None:
+        """Forget every object."""
+
+    def add_object(self, image: np.ndarray, box_xyxy: np.ndarray) -> int:
+        """Start tracking the object in ``box_xyxy``; returns its id. Raises ValueError on an empty box."""
+
+    def track(self, image: np.ndarray) -> List[TrackResult]:
+        """One result per object, in the order the objects were added."""
+
+
+class MaskGenerator(Protocol):
+    """Box -> mask: :class:`vot_lorat.masks.BoxMaskGenerator` or :class:`vot_lorat.sam.SamMaskGenerator`."""
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> Sequence[FrameMask]:
+        """N disjoint full-frame masks for ``boxes`` (N, 4) xyxy; ``confidences`` (N,) settle overlaps."""
 
 
 @dataclass
@@ -45,12 +62,13 @@ class _Slot:
 class TrackingSession:
     """``start`` a sequence with its objects, ``add`` objects later, ``step`` every frame."""
 
-    def __init__(self, tracker: LoRATTracker, mask_generator: Optional[MaskGenerator] = None,
+    def __init__(self, tracker: Tracker, mask_generator: Optional[MaskGenerator] = None,
                  absence_threshold: Optional[float] = None) -> None:
         self.tracker = tracker
         self.mask_generator = mask_generator
         self.absence_threshold = absence_threshold
         self.slots: List[_Slot] = []
+        self._tracked: List[int] = []  # tracker ids in the order they were added: the order of track()'s results
 
     def start(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
               masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
@@ -58,6 +76,7 @@ class TrackingSession:
         masks when the toolkit sent masks (the answer repeated if the next frame cannot be read)."""
         self.tracker.reset()
         self.slots = []
+        self._tracked = []
         return self.add(image, boxes, masks)
 
     def add(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
@@ -81,6 +100,7 @@ class TrackingSession:
         """Start tracking a slot's object; one that cannot start is reported absent from then on."""
         try:
             slot.tracker_id = self.tracker.add_object(image, slot.pending_box)
+            self._tracked.append(slot.tracker_id)
         except Exception:  # noqa: BLE001 - one object must not end the session of the others
             log.exception("cannot start tracking the object in %s; reporting it absent", slot.pending_box)
             slot.last = ABSENT
@@ -95,7 +115,7 @@ class TrackingSession:
                 self._begin(slot, image)
         live = [s for s in self.slots if s.tracker_id is not None]
         if live:
-            results = dict(zip(self.tracker.objects, self.tracker.track(image)))
+            results: Dict[int, TrackResult] = dict(zip(self._tracked, self.tracker.track(image)))
             states = [ObjectState(results[s.tracker_id].box, results[s.tracker_id].confidence) for s in live]
             if self.absence_threshold is not None:  # absent for this frame; the tracker keeps its state
                 states = [st if st.confidence >= self.absence_threshold else ObjectState(None, st.confidence)

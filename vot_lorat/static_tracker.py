@@ -10,7 +10,7 @@ from .tracker import TrackResult
 
 
 class StaticTracker:
-    """Same interface as :class:`vot_lorat.tracker.LoRATTracker`; reports each initial box forever."""
+    """A :class:`vot_lorat.session.Tracker` that reports each initial box forever."""
 
     def __init__(self) -> None:
         self.objects: Dict[int, np.ndarray] = {}
@@ -19,7 +19,7 @@ class StaticTracker:
     def reset(self) -> None:
         self.objects.clear()
 
-    def add_object(self, image: np.ndarray, box_xyxy) -> int:
+    def add_object(self, image: np.ndarray, box_xyxy: np.ndarray) -> int:
         obj_id = self._next_id
         self._next_id += 1
         self.objects[obj_id] = bx.clip(box_xyxy, image.shape[1], image.shape[0])

@@ -14,11 +14,11 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-import torch
 
 from . import box as bx
 from .builder import load_model
 from .config import list_variants
+from .device import resolve_device
 from .image_io import list_frames, read_rgb
 from .tracker import PRECISIONS, LoRATTracker
 
@@ -114,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--input", required=True, help="video file or folder of frames")
     p.add_argument("--init", required=True, help="x,y,w,h of the target in the first frame")
     p.add_argument("--output", required=True, help="boxes.txt: one x,y,w,h line per frame")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     p.add_argument("--save-video", help="also write an mp4 with the boxes drawn")
     args = p.parse_args(argv)
@@ -122,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         init = parse_box(args.init)
         check_input(args.input)
-        model = load_model(args.variant, args.backbone, args.weights, device=args.device)
+        model = load_model(args.variant, args.backbone, args.weights, device=resolve_device(args.device))
         stats = track(LoRATTracker(model, args.precision), args.input, init, args.output, args.save_video)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

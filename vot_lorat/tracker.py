@@ -1,27 +1,29 @@
-"""The Siamese tracking procedure of the reference (lorat_reference 4), for many objects at once.
+"""LoRAT's Siamese tracking procedure (one template crop per object, a search crop around its last box
+every frame), for many objects at once.
 
 Every object keeps its own template, token mask, padding colour and box; each frame, all objects'
 search crops go through the network in one batched forward pass.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Union
+from typing import ContextManager, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 
 from . import box as bx
 from .crop import CropParams, crop_image, image_mean, normalize, siamfc_params, token_mask
+from .device import PRECISIONS as AUTOCAST_PRECISIONS, autocast
+from .image_io import frame_tensor
 from .lora import has_lora
 from .model import LoRAT
 from .postprocess import hann_window_2d, select_boxes
 
-# autocast dtype per precision; int8 is dynamic quantisation of the Linear layers instead (CPU only)
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": None}
+# the tracker's precisions: autocast, or int8 dynamic quantisation of the Linear layers (CPU only)
+PRECISIONS = (*AUTOCAST_PRECISIONS, "int8")
 
 
 @dataclass
@@ -52,11 +54,9 @@ def quantize_int8(model: LoRAT, inplace: bool = False) -> torch.nn.Module:
         return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
-def frame_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB numpy -> tensor on ``device`` (no copy on the CPU)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
+def precision_context(precision: str, device: torch.device) -> ContextManager:
+    """The autocast a tracker precision runs the model under; the int8-quantised model runs as is."""
+    return autocast("fp32" if precision == "int8" else precision, device)
 
 
 class LoRATTracker:
@@ -72,9 +72,9 @@ class LoRATTracker:
         self.config = model.config
         self.device = next(model.parameters()).device
         self.model = quantize_int8(model) if precision == "int8" else model.eval()
-        self.autocast_dtype = PRECISIONS[precision]
+        self.precision = precision
         grid = self.config.search_grid
-        self.window = hann_window_2d(grid, grid, self.device)
+        self.hann_window = hann_window_2d(grid, grid, self.device)
         self.objects: Dict[int, _Object] = {}
         self._next_id = 0
         self._batch: Optional[tuple] = None
@@ -111,11 +111,6 @@ class LoRATTracker:
             self._batch = (torch.stack([o.template for o in objs]), torch.stack([o.token_mask for o in objs]))
         return self._batch
 
-    def _autocast(self):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -141,12 +136,12 @@ class LoRATTracker:
         if profile:
             self._sync()
         t1 = time.perf_counter()
-        with self._autocast():
+        with precision_context(self.precision, self.device):
             out = self.model(z, x, z_mask)
         if profile:
             self._sync()
         t2 = time.perf_counter()
-        boxes, conf = select_boxes(out["score_map"], out["boxes"], self.window, self.config.window_penalty)
+        boxes, conf = select_boxes(out["score_map"], out["boxes"], self.hann_window, self.config.window_penalty)
         found = torch.cat([boxes * size, conf[:, None]], dim=1).cpu().numpy().astype(np.float64)
         results = []
         for obj, real, row in zip(self.objects.values(), params, found):

@@ -22,8 +22,9 @@ import trax
 
 from . import box as bx
 from .builder import load_model
+from .device import resolve_device, resolve_precision
 from .image_io import read_rgb
-from .masks import BoxMaskGenerator, FrameMask, box_window, crop_to_content, pad_mask, tight_box
+from .masks import BoxMaskGenerator, FrameMask, box_rect, crop_to_content, pad_mask, tight_box
 from .session import MaskGenerator, ObjectState, TrackingSession
 from .static_tracker import StaticTracker
 from .tracker import LoRATTracker
@@ -45,11 +46,10 @@ class ServerConfig:
     mask: str = "none"  # none: report rectangles; box: masks filled from the boxes; sam: SAM masks
     absence_threshold: Optional[float] = None  # report "absent" when the confidence is below it
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    lora_rank: Optional[int] = None
     sam_model: str = "vit_h"
     sam_checkpoint: Optional[str] = None
     sam_mode: str = "crop"  # crop: the reference, one 1024 px crop per object; frame: one encoding per frame
-    sam_precision: str = "auto"
+    sam_precision: str = "auto"  # auto: bf16 autocast on CUDA (as the official LoRAT code runs SAM), fp32 on CPU
     sam_multimask: bool = False
 
     @classmethod
@@ -67,17 +67,17 @@ class ServerConfig:
             values[f.name] = _parse(f.name, raw.strip())
         return cls(**values)
 
-    def resolved_device(self) -> torch.device:
-        return torch.device("cuda" if self.device == "auto" and torch.cuda.is_available() else
-                            "cpu" if self.device == "auto" else self.device)
-
-    def resolved_precision(self, device: torch.device) -> str:
-        if self.precision != "auto":
-            return self.precision
-        return "fp16" if device.type == "cuda" else "fp32"
+    def to_env(self) -> Dict[str, str]:
+        """Every setting that is not None as the environment :meth:`from_env` reads back to this config."""
+        return {"LORAT_" + f.name.upper(): _format(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None}
 
 
-_TYPES = {"absence_threshold": float, "threads": int, "lora_rank": int, "sam_multimask": bool}
+_TYPES = {"absence_threshold": float, "threads": int, "sam_multimask": bool}
+
+
+def _format(value: object) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
 
 
 def _parse(name: str, raw: str):
@@ -98,17 +98,15 @@ def build_mask_generator(cfg: ServerConfig, device: torch.device) -> Optional[Ma
     if cfg.mask == "box":
         return BoxMaskGenerator()
     if cfg.mask == "sam":
-        from .sam import SamMaskGenerator, SamOptions, build_sam
+        from .sam import SamMaskGenerator, SamOptions, load_sam
 
         if cfg.sam_checkpoint is None:
             raise ValueError("mask mode 'sam' needs a SAM checkpoint: set LORAT_SAM_CHECKPOINT (or --sam-checkpoint) "
                              "to a local sam_vit_{b,l,h}_*.pth")
-        precision = cfg.sam_precision if cfg.sam_precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-        generator = SamMaskGenerator(build_sam(cfg.sam_model, cfg.sam_checkpoint, device),
-                                     SamOptions(mode=cfg.sam_mode, precision=precision,
-                                                multimask_output=cfg.sam_multimask))
-        return lambda image, boxes, confidences: [FrameMask(r.mask, r.window)
-                                                  for r in generator(image, boxes, priority=confidences)]
+        # bf16, not the tracker's fp16: the official LoRAT code runs SAM in bfloat16
+        precision = resolve_precision(cfg.sam_precision, device, cuda_default="bf16")
+        return SamMaskGenerator(load_sam(cfg.sam_model, cfg.sam_checkpoint, device),
+                                SamOptions(mode=cfg.sam_mode, precision=precision, multimask_output=cfg.sam_multimask))
     raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, got {cfg.mask!r}")
 
 
@@ -196,9 +194,9 @@ class TraxTracker:
             x, y, w, h = bx.discrete_xywh(state.box)
             return trax.Rectangle.create(float(x), float(y), float(w), float(h)), props
         if state.mask is not None:
-            return trax.Mask.create(*crop_to_content(state.mask.mask, state.mask.window)), props
+            return trax.Mask.create(*crop_to_content(state.mask.mask, state.mask.rect)), props
         if state.box is not None and self.height:  # no mask made for this answer: the box filled
-            x0, y0, x1, y1 = box_window(state.box, self.height, self.width)
+            x0, y0, x1, y1 = box_rect(state.box, self.height, self.width)
             if x0 < x1 and y0 < y1:
                 return trax.Mask.create(np.ones((y1 - y0, x1 - x0), dtype=np.uint8), x0, y0), props
         return trax.Mask.create(np.zeros((1, 1), dtype=np.uint8)), props  # absent
@@ -214,12 +212,12 @@ def serve(cfg: ServerConfig) -> int:
     """Load the model, then answer TraX requests until the toolkit quits."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = cfg.resolved_device()
+    device = resolve_device(cfg.device)
     if cfg.variant == "static":
         tracker = StaticTracker()
     else:
-        model = load_model(cfg.variant, cfg.backbone, cfg.weights, device=device, lora_rank=cfg.lora_rank)
-        tracker = LoRATTracker(model, precision=cfg.resolved_precision(device))
+        model = load_model(cfg.variant, cfg.backbone, cfg.weights, device=device)
+        tracker = LoRATTracker(model, precision=resolve_precision(cfg.precision, device))
     session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
     glue = TraxTracker(session, masks=cfg.mask != "none")
     log.info("%s ready on %s (masks: %s)", cfg.variant, device, cfg.mask)

@@ -15,6 +15,10 @@ class WeightFileError(ValueError):
     """A weight file is missing, unreadable or does not fit the model; the message names the fix."""
 
 
+class WeightFileNotFoundError(WeightFileError, FileNotFoundError):
+    """A weight file that is not there: both a WeightFileError and a FileNotFoundError."""
+
+
 def is_safetensors(path: str) -> bool:
     """True when the file starts with a safetensors header (8-byte length, then a JSON object)."""
     with open(path, "rb") as f:
@@ -34,18 +38,22 @@ def safetensors_metadata(path: str) -> Dict[str, str]:
 
 def read_state_dict(path: str, what: str = "weight file", fix: str = "") -> Dict[str, torch.Tensor]:
     """Load a state dict from safetensors (any extension) or a torch pickle, on the CPU. A missing file is
-    reported as ``{what} not found: {path}. {fix}``, so callers name the file they wanted and where it comes from."""
+    reported as ``{what} not found: {path}. {fix}``, an unreadable one with ``fix`` too, so callers name the
+    file they wanted and where it comes from."""
+    fix = f" {fix}" if fix else ""
     if not os.path.isfile(path):
-        raise WeightFileError(f"{what} not found: {path}" + (f". {fix}" if fix else ""))
+        raise WeightFileNotFoundError(f"{what} not found: {path}.{fix}")
+    safetensors = False
     try:
-        if is_safetensors(path):
-            return load_file(path, device="cpu")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, truncated download, pickle with code...
-        raise WeightFileError(f"cannot read weight file {path}: {exc}. Is it a complete .pth/.bin/.safetensors "
-                              f"download?") from exc
+        safetensors = is_safetensors(path)
+        state = load_file(path, device="cpu") if safetensors else torch.load(path, map_location="cpu",
+                                                                              weights_only=True)
+    except Exception as exc:  # corrupt file, truncated download, pickle with code...; the details stay chained
+        kind = "a damaged safetensors file" if safetensors else "not a PyTorch state dict"
+        raise WeightFileError(f"cannot read weight file {path}: {kind} ({type(exc).__name__}). Is it a complete "
+                              f".pth/.bin/.safetensors download?{fix}") from exc
     if not isinstance(state, dict):
-        raise WeightFileError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise WeightFileError(f"{path} holds a {type(state).__name__}, not a state dict.{fix}")
     return state
 
 

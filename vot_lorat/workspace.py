@@ -10,7 +10,10 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from typing import Dict, List, Optional, Sequence
+
+from .trax_server import ServerConfig
 
 # the analyses of the toolkit's tests/multiobject stack: VOTS quality, accuracy/robustness, NRE/DRE/ADQ
 DEMO_STACK = """\
@@ -36,12 +39,12 @@ def variant_from_path(path: str) -> Optional[str]:
     return f"{found[-1][0]}-{found[-1][1]}" if found else None
 
 
-def _entry(name: str, label: str, repo: str, python: str, env: Dict[str, str], timeout: int) -> str:
+def _entry(name: str, label: str, repo: str, python: str, cfg: ServerConfig, timeout: int) -> str:
     lines = [f"[{name}]", f"label = {label}", "protocol = traxpython", "command = vot_lorat", f"paths = {repo}",
              f"python = {python}",
              # the toolkit replaces LD_LIBRARY_PATH for TraX trackers, which hides CUDA libraries
              "env_LD_LIBRARY_PATH = ${LD_LIBRARY_PATH}"]
-    lines += [f"env_LORAT_{k.upper()} = {v}" for k, v in env.items() if v not in (None, "")]
+    lines += [f"env_{k} = {v}" for k, v in cfg.to_env().items()]
     lines.append(f"timeout = {timeout}")
     return "\n".join(lines) + "\n"
 
@@ -53,22 +56,22 @@ def trackers_ini(repo: str, python: str, variant: str, backbone: Optional[str], 
     """trackers.ini text: ``LoRAT`` (rectangles), ``LoRAT-mask`` (box-filled masks), ``LoRAT-SAM`` (SAM masks,
     when ``sam`` is given) and, with ``static``, the static baseline. Paths are made absolute."""
     absolute = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
-    common = {"variant": variant, "backbone": absolute(backbone), "weights": absolute(weights), "device": device,
-              "precision": precision, "threads": str(threads) if threads else None,
-              "absence_threshold": None if absence_threshold is None else str(absence_threshold)}
+    common = ServerConfig(variant=variant, backbone=absolute(backbone), weights=absolute(weights), device=device,
+                          precision=precision, threads=threads, absence_threshold=absence_threshold)
     repo, python = absolute(repo), absolute(python)
     parts = [
         "; written by workspace_setup.sh: LoRAT for the VOT toolkit (vot_lorat)\n",
-        _entry("LoRAT", f"LoRAT-{variant}", repo, python, dict(common, mask="none"), timeout),
-        _entry("LoRAT-mask", f"LoRAT-{variant} (box masks)", repo, python, dict(common, mask="box"), timeout),
+        _entry("LoRAT", f"LoRAT-{variant}", repo, python, replace(common, mask="none"), timeout),
+        _entry("LoRAT-mask", f"LoRAT-{variant} (box masks)", repo, python, replace(common, mask="box"), timeout),
     ]
     if sam:
         sam_model = sam_model or sam_model_from_path(sam)
         parts.append(_entry("LoRAT-SAM", f"LoRAT-{variant} + SAM {sam_model}", repo, python,
-                            dict(common, mask="sam", sam_checkpoint=absolute(sam), sam_model=sam_model,
-                                 sam_mode=sam_mode), timeout))
+                            replace(common, mask="sam", sam_checkpoint=absolute(sam), sam_model=sam_model,
+                                    sam_mode=sam_mode), timeout))
     if static:
-        parts.append(_entry("static", "Static baseline", repo, python, {"variant": "static", "mask": "box"}, timeout))
+        parts.append(_entry("static", "Static baseline", repo, python, ServerConfig(variant="static", mask="box"),
+                            timeout))
     return "\n".join(parts)
 
 

@@ -1,4 +1,5 @@
-"""Photometric and flip augmentation of crops (lorat_reference 3.5), on (3, H, W) float tensors in [0, 1]."""
+"""Photometric and flip augmentation of crops as the official LoRAT code does it, on (3, H, W) float tensors
+in [0, 1]."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,15 +9,19 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from ..flags import option
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    flip_prob: float = 0.5  # horizontal flip, drawn independently for template and search (reference)
-    brightness: float = 0.4  # colour jitter factors U[1-0.4, 1+0.4], random op order (reference)
-    contrast: float = 0.4
-    saturation: float = 0.4
-    deit3: bool = True  # always one of grayscale / solarize / blur, same for both crops (DeiT III aug)
-    blur_radius: Tuple[float, float] = (0.1, 2.0)
+    """The official code's augmentation: flip, colour jitter in random op order, DeiT III's one-of-three."""
+
+    flip_prob: float = option(0.5, "horizontal flip probability, drawn independently for template and search")
+    brightness: float = option(0.4, "colour jitter: brightness factor from U[1-x, 1+x]")
+    contrast: float = option(0.4, "colour jitter: contrast factor from U[1-x, 1+x]")
+    saturation: float = option(0.4, "colour jitter: saturation factor from U[1-x, 1+x]")
+    deit3: bool = option(True, "always one of grayscale / solarize / blur, the same for both crops (DeiT III)")
+    blur_radius: Tuple[float, float] = option((0.1, 2.0), "DeiT III Gaussian blur radius range", metavar="R")
 
 
 def hflip(image: torch.Tensor, box: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:

@@ -2,7 +2,9 @@
 
 The reader's own problems (bad annotation lines, empty boxes, line counts, bad flag files) come from the
 same parsing code that training uses; this module adds what needs the frame files: missing frames, frame
-files without annotation lines, unreadable images and boxes entirely outside the image.
+files without annotation lines, unreadable images and boxes entirely outside the image. A first line says
+what the reader keeps: frames with a box, absent frames, and the annotations it drops (COCO's crowd and
+degenerate boxes, boxes without area).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tqdm import tqdm
 from vot_lorat.image_io import IMAGE_EXTENSIONS, natural_key, read_rgb
 
 from ..config import DataSource
-from .annotations import COUNT, MISSING_FRAME, OUTSIDE, UNREADABLE, Problem
+from .annotations import COUNT, EMPTY_BOX, MISSING_FRAME, OUTSIDE, UNREADABLE, Problem
 from .folders import log as reader_log
 from .registry import build_dataset
 from .sequence import FileSequence, SequenceDataset, valid_boxes
@@ -152,6 +154,27 @@ def format_report(dataset: SequenceDataset, problems: List[Problem], max_per_seq
     return "\n".join(lines)
 
 
+def describe(dataset: SequenceDataset, problems: List[Problem]) -> str:
+    """What the reader keeps and drops: frames with a box and absent (or unannotated) frames of a video
+    dataset, degenerate boxes dropped (no area, not marked absent); objects of a single-image dataset and its
+    crowd and degenerate annotations left out."""
+    if not dataset.video:
+        images = len({path for i in range(len(dataset)) for path in dataset[i].frame_paths})
+        dropped = getattr(dataset, "dropped", {})
+        return (f"{dataset.name}: {len(dataset)} objects in {images} images; dropped: "
+                f"{dropped.get('crowd', 0)} crowd, {dropped.get('degenerate', 0)} degenerate (no width or height)")
+    tracks = [dataset[i].boxes for i in range(len(dataset))]
+    frames = sum(len(t) for t in tracks)
+    if not dataset.ground_truth:
+        return (f"{dataset.name}: {len(tracks)} sequences, {frames} frames; a test split: only each sequence's "
+                f"first frame has a box")
+    with_box = sum(int(valid_boxes(t).sum()) for t in tracks)
+    degenerate = sum(p.kind == EMPTY_BOX for p in problems)
+    return (f"{dataset.name}: {len(tracks)} sequences, {frames} frames: {with_box} with a box, "
+            f"{frames - with_box} absent or unannotated; dropped: {degenerate} degenerate boxes (no area, not "
+            f"marked absent)")
+
+
 def run_check(source: DataSource, images: bool = False, max_per_sequence: int = 10) -> int:
     """Prints the report; the exit status is 0 for a clean dataset and 1 when problems were found."""
     level = reader_log.level
@@ -161,5 +184,6 @@ def run_check(source: DataSource, images: bool = False, max_per_sequence: int = 
     finally:
         reader_log.setLevel(level)
     problems = check_dataset(dataset, images)
+    print(describe(dataset, problems))
     print(format_report(dataset, problems, max_per_sequence))
     return 1 if problems else 0

@@ -9,7 +9,7 @@ Layout (either image folder works)::
       (and val2017 likewise)
 
 One sequence per annotation with ``iscrowd == 0`` and a box of positive width and height (COCO boxes are
-x,y,w,h in pixels). Splits: ``train``, ``val``.
+x,y,w,h in 0-based pixels); ``dropped`` counts the crowd and degenerate annotations left out. Splits: ``train``, ``val``.
 """
 from __future__ import annotations
 
@@ -48,11 +48,14 @@ class COCO(SequenceDataset):
         image_index = {image["id"]: i for i, image in enumerate(data["images"])}
         objects = [(a["id"], image_index.get(a["image_id"], -1), *a["bbox"])
                    for a in data["annotations"] if not a.get("iscrowd", 0)]
+        crowd = len(data["annotations"]) - len(objects)
         del data
         table = np.array(objects, dtype=np.float64).reshape(-1, 6)
         self.problems = [Problem(f"annotation {int(row[0])}", BAD_LINE, ann_file, "image_id not among the images")
                          for row in table[table[:, 1] < 0]]
-        keep = (table[:, 1] >= 0) & (table[:, 4] > 0) & (table[:, 5] > 0)
+        degenerate = (table[:, 4] <= 0) | (table[:, 5] <= 0)
+        keep = (table[:, 1] >= 0) & ~degenerate
+        self.dropped = {"crowd": crowd, "degenerate": int(degenerate.sum())}  # for check-data
         self.ids = table[keep, 0].astype(np.int64)
         self.image_of = table[keep, 1].astype(np.int32)
         self.boxes = xywh_lines_to_xyxy(table[keep, 2:])

@@ -9,9 +9,15 @@ Layout::
           00000001.jpg ...         frames, numbered from 1, eight digits
           groundtruth.txt          x,y,w,h per frame, comma separated
           absence.label            0/1 per line, one per frame; 1 = target absent
+          cover.label              0-8 per line: how much of the target is visible, in eighths; 0 = not at all
+          cut_by_image.label       0/1 per line: the target is cut by the image border (not used)
+          meta_info.ini            class, motion, resolution, ... (not used)
         ...
       val/                         the same, GOT-10k_Val_000001 ...
-      test/                        the same, but groundtruth.txt holds the first frame's box only
+      test/                        frames and a groundtruth.txt holding the first frame's box only
+
+A frame is absent when ``absence.label`` says 1 or ``cover.label`` says 0: those are the frames the GOT-10k
+toolkit leaves out of its scores (it scores frames whose cover is > 0). Boxes are 0-based, used as they are.
 
 Splits: ``train``, ``val``, ``test`` (frames after the first are unannotated), and ``vot_train`` /
 ``vot_val``: the train sequences kept after excluding those that overlap VOT, as the reference trains on.
@@ -21,9 +27,11 @@ give one with ``split_file=PATH``.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_optional_flags
+import numpy as np
+
+from .annotations import BAD_FLAGS, MISSING_FILE, Problem, fit_track, read_boxes, read_lines, read_optional_flags
 from .folders import FolderDataset, count_numbered, read_list
 
 SPLITS = ("train", "val", "test", "vot_train", "vot_val")
@@ -50,6 +58,21 @@ def select_indices(names: List[str], split_file: str) -> List[str]:
     return selected
 
 
+def _read_uncovered(path: str, sequence: str) -> Tuple[List[Tuple[str, np.ndarray]], List[Problem]]:
+    """``[(path, cover == 0)]`` from a ``cover.label`` file (one 0-8 value per line); a value that is not one
+    of those counts as covered (visible) and is reported, a missing file means every frame is covered."""
+    if not os.path.isfile(path):
+        return [], [Problem(sequence, MISSING_FILE, path, "no cover labels: every frame counts as visible")]
+    uncovered, problems = [], []
+    for i, line in enumerate(read_lines(path)):
+        token = line.strip()
+        if token not in tuple("012345678"):
+            problems.append(Problem(sequence, BAD_FLAGS, f"{path}:{i + 1}", f"cover {token!r} is not 0-8; read as "
+                                                                            f"visible"))
+        uncovered.append(token == "0")
+    return [(path, np.array(uncovered, dtype=bool))], problems
+
+
 class GOT10k(FolderDataset):
     kind = "got10k"
 
@@ -57,6 +80,7 @@ class GOT10k(FolderDataset):
         if split not in SPLITS:
             raise ValueError(f"unknown GOT-10k split {split!r}; choose one of {', '.join(SPLITS)}")
         super().__init__(root, split)
+        self.ground_truth = split != "test"
         base = os.path.join(root, "val" if split == "val" else "test" if split == "test" else "train")
         if not os.path.isdir(base):
             raise FileNotFoundError(f"GOT-10k split {split!r} needs the folder {base}")
@@ -85,7 +109,9 @@ class GOT10k(FolderDataset):
             boxes, more = fit_track(rows, gt, name, frames=count_numbered(folder, 1), complete=False)
         else:
             flags, flag_problems = read_optional_flags([os.path.join(folder, "absence.label")], name)
-            problems += flag_problems
+            cover, cover_problems = _read_uncovered(os.path.join(folder, "cover.label"), name)
+            flags += cover
+            problems += flag_problems + cover_problems
             boxes, more = fit_track(rows, gt, name, flags=flags)
         self.problems += problems + more
         self.add(name, folder, boxes)

@@ -8,10 +8,13 @@ Layout::
       airplane/
         airplane-1/
           img/00000001.jpg ...  frames, numbered from 1, eight digits
-          groundtruth.txt       x,y,w,h per frame, comma separated
+          groundtruth.txt       x,y,w,h per frame, comma separated, 1-based (the top-left pixel is 1,1)
           full_occlusion.txt    one line of comma-separated 0/1 flags, one per frame
           out_of_view.txt       the same; a frame flagged 1 in either file is absent
         ...
+
+Boxes are read into our 0-based convention: 1 is subtracted from x and y, as the official LoRAT readers do
+for LaSOT (and NFS, VastTrack). Result files go back to 1-based (``training.result_files``).
 
 Splits: ``train`` and ``test`` read the two list files; ``all`` reads every ``<class>/<class>-<n>`` folder
 that has a groundtruth.txt, which is how to read LaSOT extension (same layout, no list files).
@@ -28,6 +31,7 @@ from .folders import FolderDataset, read_list
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
 FLAG_FILES = ("full_occlusion.txt", "out_of_view.txt")
+ONE_BASED = 1.0  # LaSOT's pixel coordinates start at 1
 
 
 class LaSOT(FolderDataset):
@@ -46,7 +50,7 @@ class LaSOT(FolderDataset):
             flags, flag_problems = read_optional_flags([os.path.join(folder, f) for f in FLAG_FILES], name)
             boxes, more = fit_track(rows, gt, name, flags=flags)
             self.problems += problems + flag_problems + more
-            self.add(name, os.path.join(folder, "img"), boxes)
+            self.add(name, os.path.join(folder, "img"), boxes - ONE_BASED)
         self.finish()
 
     def _sequence_names(self) -> List[str]:

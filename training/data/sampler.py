@@ -1,4 +1,4 @@
-"""Which sequence and which two frames each training sample uses (lorat_reference 3.4).
+"""Which sequence and which two frames each training sample uses, as the official LoRAT code samples them.
 
 Everything is drawn from generators seeded by (seed, epoch) and (seed, sample index), so a sample is
 the same whatever the worker, the number of ranks, or whether the run was interrupted and resumed.

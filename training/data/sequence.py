@@ -52,10 +52,13 @@ class FileSequence(Sequence):
 
 
 class SequenceDataset(abc.ABC):
-    """A named collection of sequences; ``video=False`` marks single-image datasets such as COCO."""
+    """A named collection of sequences; ``video=False`` marks single-image datasets such as COCO, and
+    ``ground_truth=False`` test splits that give only the first frame's box (their results are scored by the
+    benchmark's server)."""
 
     name: str = "dataset"
     video: bool = True
+    ground_truth: bool = True
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -82,8 +85,8 @@ class ListDataset(SequenceDataset):
 
 
 def xywh_lines_to_xyxy(rows: np.ndarray) -> np.ndarray:
-    """Annotation rows ``x,y,w,h`` -> xyxy ``[x, y, x+w, y+h]`` (no half-pixel shift, lorat_reference 3.4);
-    rows with a non-positive or non-finite size become NaN (absent)."""
+    """Annotation rows ``x,y,w,h`` -> xyxy ``[x, y, x+w, y+h]`` (no half-pixel shift, as the official LoRAT
+    code converts them); rows with a non-positive or non-finite size become NaN (absent)."""
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     out = bx.xywh_to_xyxy(rows)
     bad = ~np.isfinite(rows).all(axis=1) | (rows[:, 2] <= 0) | (rows[:, 3] <= 0)

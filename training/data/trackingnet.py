@@ -41,6 +41,7 @@ class TrackingNet(FolderDataset):
 
     def __init__(self, root: str, split: str = "train", chunks: Optional[str] = None) -> None:
         super().__init__(root, split)
+        self.ground_truth = split != "test"
         for chunk in self._chunk_folders(chunks):
             anno = os.path.join(chunk, "anno")
             if not os.path.isdir(anno):

@@ -11,15 +11,19 @@ from vot_lorat import box as bx
 from vot_lorat.config import LoRATConfig
 from vot_lorat.crop import CropParams, crop_image, image_mean, normalize, siamfc_params, token_mask
 
+from ..flags import option
 from .augment import AugmentConfig, apply_deit3, color_jitter, deit3_choice, hflip
 
 
 @dataclass(frozen=True)
 class JitterConfig:
-    scale: float = 0.25  # search scale jitter, log-normal, per axis (lorat_reference 3.5)
-    translation: float = 3.0  # search translation jitter factor (lorat_reference 3.5)
-    min_object_size: float = 10.0  # the jittered box must keep >= 10 px sides in the crop
-    max_attempts: int = 12
+    """The search crop's random scale and shift; the defaults are the official LoRAT code's."""
+
+    scale: float = option(0.25, "search scale jitter: log-normal sigma, per axis")
+    translation: float = option(3.0, "search translation jitter: a shift of up to x/2 (w + h) per axis, w and h "
+                                     "the box's size in the crop")
+    min_object_size: float = option(10.0, "the jittered box must keep sides of at least this many crop pixels")
+    max_attempts: int = option(12, "jitter draws before the pair is dropped and another one drawn")
 
 
 @dataclass(frozen=True)

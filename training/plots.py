@@ -1,0 +1,150 @@
+"""Figures, as PNG and PDF: success and precision plots of evaluated runs (one curve per run, its score in
+the legend, as the LaSOT / OTB / GOT-10k toolkits draw them), and the loss / learning-rate / throughput
+curves of a training run from its ``log.jsonl``.
+
+Plots read the ``metrics.json`` that evaluation writes into each dataset's result folder, so they need
+neither the dataset nor the model.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from matplotlib.figure import Figure
+
+from .metrics import GOT10K_IOU_THRESHOLDS, IOU_THRESHOLDS, NORM_THRESHOLDS, PIXEL_THRESHOLDS
+
+METRICS_FILE = "metrics.json"
+LOG_FILE = "log.jsonl"
+# (curve key, score key, thresholds, x label, title, file suffix)
+OPE_PLOTS = (
+    ("success_curve", "auc", IOU_THRESHOLDS, "Overlap threshold", "Success plot", "success"),
+    ("precision_curve", "precision", PIXEL_THRESHOLDS, "Location error threshold (px)", "Precision plot",
+     "precision"),
+    ("norm_precision_curve", "norm_precision", NORM_THRESHOLDS, "Normalised location error threshold",
+     "Normalised precision plot", "norm-precision"),
+)
+GOT10K_PLOT = ("success_curve", "ao", GOT10K_IOU_THRESHOLDS, "Overlap threshold", "Success plot (AO)",
+               "success")
+
+
+def _save(fig: Figure, stem: str) -> List[str]:
+    paths = [f"{stem}.png", f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def run_label(folder: str) -> str:
+    """The run a result folder belongs to: ``runs/B-224/eval/lasot-test`` -> ``B-224`` (a training run's
+    evaluation), ``evals/L-378/lasot-test`` -> ``L-378`` (the ``--output`` of evaluate)."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    if os.path.basename(parent) == "eval":
+        parent = os.path.dirname(parent)
+    return os.path.basename(parent)
+
+
+def read_metrics(folder: str) -> Dict:
+    path = os.path.join(folder, METRICS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: give result folders written by `python -m training evaluate` "
+                                f"or by a training run's evaluation (e.g. runs/NAME/eval/lasot-test)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _curve_plot(runs: List[Tuple[str, Dict]], spec: tuple, dataset: str, stem: str) -> List[str]:
+    curve_key, score_key, thresholds, xlabel, title, _ = spec
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.add_subplot()
+    for label, metrics in sorted(runs, key=lambda r: -r[1][score_key]):
+        ax.plot(thresholds, metrics[curve_key], label=f"{label} [{metrics[score_key]:.1f}]", linewidth=1.8)
+    ax.set(xlabel=xlabel, ylabel="Success rate" if "success" in curve_key else "Precision",
+           xlim=(thresholds[0], thresholds[-1]), ylim=(0, 1), title=f"{title} on {dataset}")
+    ax.grid(True, alpha=0.4)
+    ax.legend(loc="lower left" if "success" in curve_key else "lower right", fontsize=8,
+              title={"auc": "AUC", "ao": "AO", "precision": "P@20", "norm_precision": "Pnorm@0.2"}[score_key])
+    return _save(fig, stem)
+
+
+def plot_results(folders: Sequence[str], output_dir: str, labels: Optional[Sequence[str]] = None) -> List[str]:
+    """Success and precision plots (success only, with AO, for GOT-10k) of every dataset among ``folders``,
+    one curve per folder, labelled by ``labels`` or by the run each folder belongs to. Returns the files."""
+    if labels is not None and len(labels) != len(folders):
+        raise ValueError(f"{len(labels)} labels for {len(folders)} result folders")
+    by_dataset: Dict[str, List[Tuple[str, Dict]]] = collections.defaultdict(list)
+    for i, folder in enumerate(folders):
+        metrics = read_metrics(folder)
+        if "success_curve" not in metrics:
+            continue  # a test split without ground truth: its results are scored by the server
+        label = labels[i] if labels is not None else run_label(folder)
+        by_dataset[metrics.get("dataset", os.path.basename(os.path.normpath(folder)))].append((label, metrics))
+    if not by_dataset:
+        raise ValueError("none of the result folders has metrics to plot (test splits are scored by the "
+                         "benchmark's server)")
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for dataset, runs in by_dataset.items():
+        specs = (GOT10K_PLOT,) if "ao" in runs[0][1] else OPE_PLOTS
+        for spec in specs:
+            written += _curve_plot(runs, spec, dataset, os.path.join(output_dir, f"{dataset}-{spec[-1]}"))
+    return written
+
+
+def read_log(run_dir: str) -> List[Dict]:
+    """The rows of a run's log; a torn last line (a run killed while writing it) is left out."""
+    path = os.path.join(run_dir, LOG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: give a training run's folder (the --output of train)")
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+            # the last line of a run killed while it wrote: left out
+    return rows
+
+
+def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[str]:
+    """Loss (and its parts), learning rate and samples per second against the step, plus the periodic
+    validation scores when the log has them, from ``run_dir/log.jsonl``; written as
+    ``training-curves.{png,pdf}`` in ``output_dir`` (default: the run folder). Returns the files."""
+    rows = read_log(run_dir)
+    steps = [r for r in rows if "loss" in r]
+    validation = [r for r in rows if "validation" in r]
+    if not steps:
+        raise ValueError(f"{os.path.join(run_dir, LOG_FILE)} has no training steps yet")
+    panels = 4 if validation else 3
+    fig = Figure(figsize=(5.0 * panels, 3.8))
+    axes = fig.subplots(1, panels)
+    x = [r["step"] for r in steps]
+    for key in ("loss", "cls", "giou"):
+        if key in steps[0]:
+            axes[0].plot(x, [r[key] for r in steps], label=key, linewidth=1.2)
+    axes[0].set(xlabel="step", title="loss")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(x, [r["lr"] for r in steps], linewidth=1.2)
+    axes[1].set(xlabel="step", title="learning rate")
+    axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    axes[2].plot(x, [r["samples_per_s"] for r in steps], linewidth=1.2)
+    axes[2].set(xlabel="step", title="samples / s")
+    if validation:
+        series: Dict[str, List[Tuple[float, float]]] = collections.defaultdict(list)
+        for r in validation:
+            for dataset, metrics in r["validation"].items():
+                score = "ao" if "ao" in metrics else "auc"
+                series[f"{dataset} {score.upper()}"].append((r["epoch"], metrics[score]))
+        for name, points in series.items():
+            axes[3].plot(*zip(*points), marker="o", label=name, linewidth=1.2)
+        axes[3].set(xlabel="epoch", title="validation")
+        axes[3].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(True, alpha=0.4)
+    fig.tight_layout()
+    return _save(fig, os.path.join(output_dir or run_dir, "training-curves"))
