@@ -11,8 +11,10 @@
 # Options:
 #   --workspace DIR        workspace folder (default: ./vot_workspace, or ./demo_workspace with --demo)
 #   --stack NAME           VOT stack (default vots2024/main)
-#   --variant V            B-224, B-378, L-224, L-378, g-224, g-378, S-224, S-378 (default: read from --weights)
-#   --backbone FILE        Meta DINOv2 .pth or timm .safetensors
+#   --variant V            B-224, B-378, L-224, L-378, g-224, g-378, S-224, S-378, tiny (default: read from
+#                          --weights: their saved variant, their shapes, or a LoRAT-L-378 folder name)
+#   --backbone FILE        Meta DINOv2 .pth or timm .safetensors; only for LoRA-only weights (the released
+#                          model.bin): whole-model weights (merged, --full-finetune, the demo's) need none
 #   --weights FILE         LoRAT checkpoint (the released model.bin, or one from python -m training)
 #   --device DEV           auto (default), cpu, cuda, cuda:1 ...
 #   --precision P          auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16
@@ -24,15 +26,16 @@
 #   --demo                 the offline demo (see above)
 #   --retrain              with --demo: first retrain the small model (hours on a CPU) instead of using
 #                          the shipped one
+#   --python PY            run everything with this Python, which already has vot_lorat's dependencies
+#                          (nothing is installed). Default: the active virtualenv or conda environment when
+#                          it has them, else the repository's .venv (made or updated by ./install.sh)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PY="$REPO/.venv/bin/python"
-VOT="$REPO/.venv/bin/vot"
 DEMO_WEIGHTS="$REPO/vot_lorat/weights/lorat_tiny_synthetic.safetensors"
 
 workspace="" stack="vots2024/main" variant="" backbone="" weights="" device="auto" precision="auto"
-sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0
+sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0 PY=""
 
 die() { echo "workspace_setup.sh: $*" >&2; exit 2; }
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
@@ -53,12 +56,30 @@ while [ $# -gt 0 ]; do
         --nodownload) nodownload=1; shift ;;
         --demo) demo=1; shift ;;
         --retrain) retrain=1; shift ;;
+        --python) need_value "$@"; PY="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
 
-"$REPO/install.sh"
+# The Python that runs the toolkit and the trackers: --python, else an active environment that already has
+# the dependencies (vot_lorat itself comes from the repository: trackers.ini's `paths`), else ./install.sh's .venv.
+has_dependencies() { PYTHONPATH="$REPO" "$1" -c "import torch, timm, trax, vot, cv2, vot_lorat" >/dev/null 2>&1; }
+active="${VIRTUAL_ENV:-${CONDA_PREFIX:-}}"
+if [ -n "$PY" ]; then
+    has_dependencies "$PY" || die "$PY cannot import vot_lorat's dependencies (torch, timm, vot-trax, vot-toolkit," \
+        "opencv): pip install -e $REPO there, or leave out --python to use ./install.sh's .venv"
+    echo "== using $PY (nothing installed)"
+elif [ -n "$active" ] && [ "$active" != "$REPO/.venv" ] && has_dependencies "$active/bin/python"; then
+    PY="$active/bin/python"
+    echo "== using the active environment $active (nothing installed)"
+else
+    "$REPO/install.sh"
+    PY="$REPO/.venv/bin/python"
+fi
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+VOT=("$(dirname "$PY")/vot")
+[ -x "${VOT[0]}" ] || VOT=("$PY" -m vot)
 
 trackers_args=(--repo "$REPO" --python "$PY" --device "$device" --precision "$precision" --timeout "$timeout")
 if [ -n "$absence" ]; then trackers_args+=(--absence-threshold "$absence"); fi
@@ -89,11 +110,11 @@ if [ "$demo" = 1 ]; then
         --variant tiny --weights "$DEMO_WEIGHTS" --threads 1 --static
     cd "$workspace"
     echo "== vot evaluate"
-    "$VOT" evaluate LoRAT LoRAT-mask static
+    "${VOT[@]}" evaluate LoRAT LoRAT-mask static
     echo "== vot analysis"
-    "$VOT" analysis LoRAT LoRAT-mask static --format json --name demo
+    "${VOT[@]}" analysis LoRAT LoRAT-mask static --format json --name demo
     echo "== vot report"
-    "$VOT" report LoRAT LoRAT-mask static --format html --name demo
+    "${VOT[@]}" report LoRAT LoRAT-mask static --format html --name demo
     echo
     echo "Offline demo: $(ls sequences | grep -c synth) synthetic sequences, VOTS-style scores"
     "$PY" -m vot_lorat.workspace summary analysis/demo.json
@@ -104,24 +125,23 @@ if [ "$demo" = 1 ]; then
 fi
 
 [ -n "$weights" ] || die "--weights is required (or use --demo)"
-[ -n "$backbone" ] || die "--backbone is required: the DINOv2 weights the LoRAT checkpoint was trained on"
 workspace="${workspace:-$PWD/vot_workspace}"
 [ -f "$workspace/config.yaml" ] && die "$workspace already holds a workspace; pick another --workspace"
 mkdir -p "$workspace"
 "$PY" -m vot_lorat.workspace trackers --output "$workspace/.trackers.ini.new" "${trackers_args[@]}" \
-    ${variant:+--variant "$variant"} --backbone "$backbone" --weights "$weights" \
+    ${variant:+--variant "$variant"} ${backbone:+--backbone "$backbone"} --weights "$weights" \
     ${sam:+--sam "$sam"} --sam-mode "$sam_mode"
 init_args=(initialize "$stack" --workspace "$workspace")
 if [ "$nodownload" = 1 ]; then init_args+=(--nodownload); fi
 echo "== vot ${init_args[*]}"
-if ! "$VOT" "${init_args[@]}"; then
+if ! "${VOT[@]}" "${init_args[@]}"; then
     echo "workspace_setup.sh: vot initialize failed (no network? retry, or use --nodownload and fill" \
          "$workspace/sequences yourself, with a list.txt)" >&2
 fi
 mv "$workspace/.trackers.ini.new" "$workspace/trackers.ini"
 echo
 echo "Workspace ready: $workspace"
-echo "  cd $workspace && $VOT evaluate LoRAT        # rectangles"
-echo "  cd $workspace && $VOT evaluate LoRAT-mask   # box-filled masks"
-if [ -n "$sam" ]; then echo "  cd $workspace && $VOT evaluate LoRAT-SAM    # SAM masks ($sam_mode mode)"; fi
-echo "  then: $VOT analysis / $VOT report / $VOT pack LoRAT"
+echo "  cd $workspace && ${VOT[*]} evaluate LoRAT        # rectangles"
+echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-mask   # box-filled masks"
+if [ -n "$sam" ]; then echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-SAM    # SAM masks ($sam_mode mode)"; fi
+echo "  then: ${VOT[*]} analysis / ${VOT[*]} report / ${VOT[*]} pack LoRAT"

@@ -83,7 +83,7 @@ def track(model, frames: list, boxes: List[np.ndarray]) -> np.ndarray:
     tracker = LoRATTracker(model, "fp32")
     for box in boxes:
         tracker.add_object(frames[0], box)
-    return np.stack([[r.box for r in tracker.track(frame)] for frame in frames[1:]])
+    return np.stack([[r.box_xyxy for r in tracker.track(frame)] for frame in frames[1:]])
 
 
 def tracker_against_cpu(paths: List[str], boxes: List[np.ndarray], device: torch.device) -> List[Row]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything this project wants measured on a GPU, in one command, printed as one table (about 5 minutes on
-# one H200; the torch.compile / CUDA-graph rows are given at most 3 minutes and reported as timed out past it):
+# Everything this project wants measured on a GPU, in one command, printed as one table (sized for under
+# 8 minutes on one H200-class GPU; the torch.compile / CUDA-graph rows get at most 3 minutes, then are reported
+# as timed out):
 #
 #   benchmarks/gpu_check.sh [OUTPUT_FOLDER]            (default: benchmarks/results/gpu_check)
 #

@@ -1,13 +1,27 @@
-"""Per-frame time of the whole LoRAT tracker step for 1 to 16 objects: JPEG decode, crops, model, post-processing.
+"""Per-frame time of the whole LoRAT tracker step for 1 to 16 objects: JPEG decode, crops, model, post-processing,
+and with ``--trax`` the per-frame time of the TraX server as the VOT toolkit measures it.
 
-Each frame is read from a JPEG file with ``vot_lorat.image_io.read_rgb`` (timed here) and tracked with
-``LoRATTracker.track(image, profile=True)``, which reports its preprocess (crops + normalisation), model
-(one batched forward pass for all objects) and postprocess (window, arg-max, back-projection) times,
-synchronising the GPU around the model. The share of time outside the model is given against the model
-time, once with the decode and once without it (the tracker's own overhead).
+Each frame is read from a JPEG file with ``vot_lorat.image_io.read_frame`` (decoded onto ``--device``) by a
+``FramePrefetcher``, which decodes the next file in a background thread as the TraX server does; ``decode``
+is the time the step waits for its frame and ``decode (thread)`` the decoding itself (``--no-prefetch``
+decodes in the step). Then ``LoRATTracker.track(image, profile=True)`` reports its preprocess (crops and
+normalisation of all objects), model (one batched forward pass) and postprocess (window, arg-max,
+back-projection) times, synchronising the GPU around the model. Every time is the median over the timed
+frames. The share outside the model is (decode + preprocess + postprocess + masks) / model, and without the
+decode (the tracker's own overhead).
+
+With ``--trax``, ``python -m vot_lorat`` runs as a TraX server on the same frames, objects and settings, driven
+by the TraX client the toolkit uses; its per-frame time is the toolkit's (request sent to answer received),
+so everything outside the model (reading, crops, post-processing, the TraX messages) is that time minus the
+time of the model alone, which this process measures between the server's frames. ``--trax-checkout
+LABEL=PATH`` (repeatable) runs the servers of other checkouts too, e.g. an older commit in a git worktree:
+all servers and the model take turns frame by frame, so that a busy machine slows them alike.
 
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224 --device cpu --precision fp32 --json cpu.json
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224,L-224 --device cuda --precision fp16 --json gpu.json
+    .venv/bin/python benchmarks/tracker_speed.py --variants tiny \\
+        --weights vot_lorat/weights/lorat_tiny_synthetic.safetensors --objects 1,3,8 --frame-size 1920x1080 \\
+        --threads 1 --trax --trax-checkout before=/tmp/base --trax-checkout after=.
 
 The frames (``--frame-size``, 1280x720 by default) are rendered once by the training code's synthetic
 scene generator with one moving target per object and written to a temporary folder; the trackers start
@@ -17,12 +31,14 @@ for adapter-only checkpoints) name a real checkpoint; either way LoRA is merged,
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -34,11 +50,14 @@ from training.data.synthetic import SceneStyle, SyntheticScene
 from vot_lorat import box as bx
 from vot_lorat import load_model
 from vot_lorat.config import VARIANTS
-from vot_lorat.image_io import read_rgb
+from vot_lorat.device import resolve_precision
+from vot_lorat.image_io import read_frame
 from vot_lorat.masks import BoxMaskGenerator, crop_to_content
 from vot_lorat.model import LoRAT
-from vot_lorat.tracker import PRECISIONS, LoRATTracker
+from vot_lorat.prefetch import FramePrefetcher
+from vot_lorat.tracker import PRECISIONS, LoRATTracker, precision_context
 
+REPO = Path(__file__).resolve().parent.parent
 PARTS = ("decode", "preprocess", "model", "postprocess", "masks")
 
 
@@ -62,21 +81,40 @@ def write_frames(folder: Path, count: int, targets: int, width: int, height: int
     return paths, boxes
 
 
+class TimedReader:
+    """``read_frame`` onto a device, recording how long each decode took (in whichever thread ran it)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.ms: Dict[str, float] = {}
+
+    def __call__(self, path: str) -> torch.Tensor:
+        start = time.perf_counter()
+        image = read_frame(path, self.device)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.ms[path] = (time.perf_counter() - start) * 1e3
+        return image
+
+
 def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarray], warmup: int, frames: int,
-            device: torch.device, masks: bool, sequential: bool) -> Dict[str, float]:
-    """Mean ms per frame of each part and of the whole step, for ``len(boxes)`` objects: one tracker with a
+            device: torch.device, masks: bool, sequential: bool, prefetch: bool) -> Dict[str, float]:
+    """Median ms per frame of each part and of the whole step, for ``len(boxes)`` objects: one tracker with a
     batched forward pass, or with ``sequential`` one tracker per object (what a per-object wrapper does).
     With ``masks`` the step also makes box-filled masks and their TraX crops."""
     trackers = [LoRATTracker(model, precision) for _ in (boxes if sequential else [None])]
-    first = read_rgb(paths[0])
+    reader = TimedReader(device)
+    first = reader(paths[0])
     for i, box in enumerate(boxes):
         trackers[i if sequential else 0].add_object(first, box)
-    parts: Dict[str, List[float]] = {name: [] for name in PARTS}
+    parts: Dict[str, List[float]] = {name: [] for name in (*PARTS, "decode_thread")}
     make_masks = BoxMaskGenerator()
+    prefetcher = FramePrefetcher(reader)
 
     def step(i: int) -> None:
         start = time.perf_counter()
-        image = read_rgb(paths[1 + i])
+        path = paths[1 + i]
+        image = prefetcher.read(path) if prefetch else reader(path)
         decode = time.perf_counter() - start
         spent = dict.fromkeys(PARTS[1:], 0.0)
         results = []
@@ -86,29 +124,133 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
                 spent[name] += tracker.timing[name]
         if masks:
             start = time.perf_counter()
-            made = make_masks(image, np.stack([r.box for r in results]), np.array([r.confidence for r in results]))
+            made = make_masks(image, np.stack([r.box_xyxy for r in results]), np.array([r.confidence for r in results]))
             for m in made:
                 crop_to_content(m.mask, m.rect)
             spent["masks"] = time.perf_counter() - start
         if i >= warmup:
             parts["decode"].append(decode * 1e3)
+            parts["decode_thread"].append(reader.ms[path])
             for name in PARTS[1:]:
                 parts[name].append(spent[name] * 1e3)
 
-    totals = time_calls(step, warmup, frames, device)
-    means = {f"{name}_ms": statistics.fmean(values) for name, values in parts.items()}
-    means["total_ms"] = statistics.fmean(totals)
-    return means
+    with prefetcher:
+        totals = time_calls(step, warmup, frames, device)
+    medians = {f"{name}_ms": statistics.median(values) for name, values in parts.items()}
+    medians["total_ms"] = statistics.median(totals)
+    return medians
 
 
 def table(rows: List[Dict]) -> str:
-    headers = ["variant", "objects", "forward", "decode ms", "preprocess ms", "model ms", "postprocess ms", "masks ms",
-               "total ms", "fps", "outside model / model", "pre+post / model"]
-    cells = [[r["variant"], str(r["objects"]), r["forward"], *(f"{r[f'{name}_ms']:.2f}" for name in PARTS),
-              f"{r['total_ms']:.2f}",
-              f"{r['fps']:.1f}", f"{100 * r['outside_share']:.1f} %", f"{100 * r['tracker_overhead_share']:.1f} %"]
+    headers = ["variant", "objects", "forward", "decode ms", "decode (thread) ms", "preprocess ms", "model ms",
+               "postprocess ms", "masks ms", "total ms", "fps", "outside model / model", "pre+post / model"]
+    cells = [[r["variant"], str(r["objects"]), r["forward"], f"{r['decode_ms']:.2f}", f"{r['decode_thread_ms']:.2f}",
+              *(f"{r[f'{name}_ms']:.2f}" for name in PARTS[1:]), f"{r['total_ms']:.2f}", f"{r['fps']:.1f}",
+              f"{100 * r['outside_share']:.1f} %", f"{100 * r['tracker_overhead_share']:.1f} %"]
              for r in rows]
     return markdown_table(headers, cells)
+
+
+class TraxServer:
+    """``python -m vot_lorat`` of one checkout as a TraX server, driven by the TraX client the toolkit uses."""
+
+    def __init__(self, checkout: Path, variant: str, args: argparse.Namespace, precision: str) -> None:
+        from trax.client import Client
+
+        command = [sys.executable, "-m", "vot_lorat", "--variant", variant, "--device", str(args.device),
+                   "--precision", precision, "--threads", str(torch.get_num_threads())]
+        for flag, value in (("--weights", args.weights), ("--backbone", args.backbone)):
+            if value:
+                command += [flag, os.path.abspath(value)]
+        self.checkout = checkout
+        self.log = tempfile.TemporaryFile()
+        self.cwd = tempfile.TemporaryDirectory()
+        env = dict(os.environ, PYTHONPATH=str(checkout), TRAX="1", PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(command, cwd=self.cwd.name, env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, bufsize=0)
+        self.client = self._call(lambda: Client(stream=(self.process.stdin.fileno(), self.process.stdout.fileno()),
+                                                log=lambda line: None))
+
+    def _call(self, request):
+        from trax import TraxException
+
+        try:
+            return request()
+        except TraxException as exc:
+            self.close()
+            self.log.seek(0)
+            raise SystemExit(f"the TraX server of {self.checkout} failed: {exc}\n"
+                             f"{self.log.read().decode(errors='replace')}")
+
+    def initialize(self, path: str, boxes: List[np.ndarray]) -> None:
+        from trax.image import FileImage
+        from trax.region import Rectangle
+
+        objects = [(Rectangle.create(*(float(v) for v in bx.xyxy_to_xywh(b))), {}) for b in boxes]
+        self._call(lambda: self.client.initialize({"color": FileImage.create(path)}, objects, {}))
+
+    def frame(self, path: str) -> float:
+        """The toolkit's time for one frame (request sent to answer received), in ms."""
+        from trax.image import FileImage
+
+        return self._call(lambda: self.client.frame({"color": FileImage.create(path)}, {}, []))[1] * 1e3
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.client.quit()
+                self.process.wait(timeout=60)
+            except Exception:  # noqa: BLE001 - a server that hangs at the end is stopped
+                self.process.kill()
+        self.cwd.cleanup()
+        self.log.close()
+
+
+def trax_times(checkouts: Dict[str, Path], variant: str, args: argparse.Namespace, precision: str, model: LoRAT,
+               paths: List[str], boxes: List[np.ndarray]) -> Tuple[Dict[str, List[float]], List[float]]:
+    """Per-frame TraX times (ms) of every checkout's server and the times of the model alone.
+
+    The servers get the frames in turn (frame 1 to each, then frame 2, ...) and one forward pass of ``model``
+    on inputs of the same shape is timed in this process between frames, so that another job on the
+    machine slows all of them alike; the warm-up frames are left out."""
+    cfg = model.config
+    count = len(boxes)
+    inputs = (torch.zeros(count, 3, cfg.template_size, cfg.template_size, device=args.device),
+              torch.zeros(count, 3, cfg.search_size, cfg.search_size, device=args.device),
+              torch.ones(count, cfg.template_grid, cfg.template_grid, dtype=torch.int64, device=args.device))
+    servers = {label: TraxServer(path, variant, args, precision) for label, path in checkouts.items()}
+    times: Dict[str, List[float]] = {label: [] for label in servers}
+    model_ms: List[float] = []
+    try:
+        for server in servers.values():
+            server.initialize(paths[0], boxes)
+        for path in paths[1:]:
+            for label, server in servers.items():
+                times[label].append(server.frame(path))
+            with torch.inference_mode(), precision_context(precision, args.device):
+                model_ms += time_calls(lambda _: model(*inputs), 0, 1, args.device)
+    finally:
+        for server in servers.values():
+            server.close()
+    return {label: t[args.warmup:] for label, t in times.items()}, model_ms[args.warmup:]
+
+
+def trax_table(rows: List[Dict]) -> str:
+    headers = ["checkout", "variant", "objects", "TraX ms/frame", "model ms", "outside model / model",
+               "best frame: TraX / model ms", "best: outside / model"]
+    cells = [[r["checkout"], r["variant"], str(r["objects"]), f"{r['trax_ms']:.2f}", f"{r['model_ms']:.2f}",
+              f"{100 * r['outside_share']:.1f} %", f"{r['trax_best_ms']:.2f} / {r['model_best_ms']:.2f}",
+              f"{100 * r['outside_share_best']:.1f} %"] for r in rows]
+    return markdown_table(headers, cells)
+
+
+def parse_checkout(text: str) -> Tuple[str, Path]:
+    label, _, path = text.partition("=")
+    if not label or not path:
+        raise argparse.ArgumentTypeError(f"--trax-checkout takes LABEL=PATH, got {text!r}")
+    if not (Path(path) / "vot_lorat" / "__main__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a vot_lorat checkout (no vot_lorat/__main__.py)")
+    return label, Path(path).resolve()
 
 
 def main() -> None:
@@ -126,6 +268,12 @@ def main() -> None:
     parser.add_argument("--masks", action="store_true", help="also time box-filled masks and their TraX crops")
     parser.add_argument("--sequential", action="store_true",
                         help="also time one tracker per object (no batching), for comparison")
+    parser.add_argument("--no-prefetch", dest="prefetch", action="store_false",
+                        help="decode every frame in the step instead of in a background thread")
+    parser.add_argument("--trax", action="store_true", help="also time the TraX server (needs --weights)")
+    parser.add_argument("--trax-checkout", type=parse_checkout, action="append",
+                        help="LABEL=PATH of a vot_lorat checkout whose TraX server to time (repeatable; default: "
+                             "this one)")
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
@@ -134,11 +282,14 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if args.weights and len(args.variants) > 1:
         raise SystemExit("--weights belongs to one variant: give exactly one with --variants")
-    device = torch.device(args.device)
-    precision = args.precision or ("fp16" if device.type == "cuda" else "fp32")
+    if args.trax and not args.weights:
+        raise SystemExit("--trax needs --weights: the TraX server loads its model from files")
+    device = args.device
+    precision = resolve_precision(args.precision or "auto", device)
     width, height = (int(v) for v in args.frame_size.lower().split("x"))
+    checkouts = dict(args.trax_checkout or [("this", REPO)])
 
-    rows = []
+    rows, trax_rows = [], []
     with tempfile.TemporaryDirectory(prefix="lorat-frames-") as folder:
         paths, boxes = write_frames(Path(folder), 1 + args.warmup + args.frames, max(args.objects), width, height,
                                     args.seed)
@@ -149,24 +300,45 @@ def main() -> None:
                 for sequential in (False, True) if args.sequential and count > 1 else (False,):
                     row = {"variant": variant, "objects": count, "forward": "per object" if sequential else "batched",
                            **measure(model, precision, paths, boxes[:count], args.warmup, args.frames, device,
-                                     args.masks, sequential)}
+                                     args.masks, sequential, args.prefetch)}
                     outside = row["decode_ms"] + row["preprocess_ms"] + row["postprocess_ms"] + row["masks_ms"]
                     row.update(fps=1e3 / row["total_ms"], outside_share=outside / row["model_ms"],
                                tracker_overhead_share=(row["preprocess_ms"] + row["postprocess_ms"]) / row["model_ms"])
                     rows.append(row)
                     print(f"{variant} {count} objects {row['forward']}: {row['total_ms']:.2f} ms/frame",
                           file=sys.stderr)
+                if args.trax:
+                    trax_ms, model_ms = trax_times(checkouts, variant, args, precision, model, paths, boxes[:count])
+                    model_median, model_best = statistics.median(model_ms), min(model_ms)
+                    for label, ms in trax_ms.items():
+                        median, best = statistics.median(ms), min(ms)
+                        trax_rows.append({"checkout": label, "path": str(checkouts[label]), "variant": variant,
+                                          "objects": count, "trax_ms": median, "model_ms": model_median,
+                                          "outside_share": (median - model_median) / model_median,
+                                          "trax_best_ms": best, "model_best_ms": model_best,
+                                          "outside_share_best": (best - model_best) / model_best,
+                                          "trax_times_ms": ms, "model_times_ms": model_ms})
+                        print(f"{variant} {count} objects, TraX server of {label}: {median:.2f} ms/frame",
+                              file=sys.stderr)
             del model
 
     weights = args.weights or "random"
-    title = (f"LoRAT tracker step per frame, {device_name(device)} ({device.type}, {torch.get_num_threads()} threads), "
-             f"{precision}, {width}x{height} JPEG frames, {args.frames} timed frames after {args.warmup} warm-up, "
-             f"weights: {weights}; shares are of the model time")
-    emit_tables([(title, table(rows))], args.markdown)
+    where = f"{device_name(device)} ({device.type}, {torch.get_num_threads()} threads)"
+    title = (f"LoRAT tracker step per frame, {where}, {precision}, {width}x{height} JPEG frames, medians of "
+             f"{args.frames} timed frames after {args.warmup} warm-up, frames {'' if args.prefetch else 'not '}"
+             f"read ahead, weights: {weights}; shares are of the model time")
+    sections = [(title, table(rows))]
+    if trax_rows:
+        sections.append(("TraX servers per frame as the toolkit times them (medians, and the fastest frame, which "
+                         "another job on the machine disturbs least), same frames and settings, the servers and a "
+                         "forward pass of the model alone taking turns frame by frame; outside model = TraX time - "
+                         "model time", trax_table(trax_rows)))
+    emit_tables(sections, args.markdown)
     settings = {"variants": args.variants, "objects": args.objects, "precision": precision, "masks": args.masks,
                 "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup, "weights": weights,
-                "backbone": args.backbone, "seed": args.seed}
-    write_json(args.json, device, settings, rows)
+                "backbone": args.backbone, "seed": args.seed, "prefetch": args.prefetch,
+                "trax_checkouts": {k: str(v) for k, v in checkouts.items()} if args.trax else None}
+    write_json(args.json, device, settings, rows, trax_rows=trax_rows)
 
 
 if __name__ == "__main__":

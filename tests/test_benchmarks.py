@@ -234,6 +234,7 @@ def test_training_curves_from_the_log(tmp_path):
 def test_miniature_datasets_and_what_check_data_counts(tmp_path, capsys):
     assert main(["make-miniature", "--output", str(tmp_path), "--sequences", "2", "--frames", "12"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["COCO", "GOT-10k", "LaSOT", "TrackingNet"]
+    assert f"LaSOT: {tmp_path / 'LaSOT'}" in capsys.readouterr().out
 
     def check(*args):
         assert main(["check-data", *args]) == 0
@@ -283,3 +284,59 @@ def test_miniature_layouts_follow_the_published_ones(tmp_path):
     coco = json.load(open(tmp_path / "COCO" / "annotations" / "instances_train2017.json"))
     assert {"images", "annotations", "categories"} <= coco.keys()
     assert os.path.isfile(tmp_path / "COCO" / "train2017" / coco["images"][0]["file_name"])
+
+
+DEMO_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vot_lorat", "weights",
+                            "lorat_tiny_synthetic.safetensors")
+
+
+def test_evaluate_scores_what_has_ground_truth_and_packs_test_splits(tmp_path, capsys):
+    """The demo model on a miniature: LaSOT test and GOT-10k val are scored (and the got10k package, run on the
+    GOT-10k result files evaluate wrote, agrees); GOT-10k test and TrackingNet TEST, which give the first box
+    only, get no metrics but the zip each server takes and a line saying where it goes."""
+    mini = make_miniature(str(tmp_path / "mini"), sequences=2, frames=12, seed=1)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--variant", "tiny", "--weights", DEMO_WEIGHTS, "--threads", "1", "--output", str(out),
+                 "--data", f"lasot:{mini['LaSOT']},split=test", "--data", f"got10k:{mini['GOT-10k']},split=val",
+                 "--data", f"got10k:{mini['GOT-10k']},split=test",
+                 "--data", f"trackingnet:{mini['TrackingNet']},split=test"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["dataset", "seqs", "AO", "SR0.5", "SR0.75", "AUC", "P", "Pnorm", "mIoU", "static",
+                                  "fps"]
+    assert printed[1].startswith("lasot-test") and printed[1].split()[2:5] == ["-", "-", "-"]
+    assert printed[2].startswith("got10k-val") and printed[2].split()[5:8] == ["-", "-", "-"]
+    zips = {"got10k-test": out / "got10k-test" / "got10k-test.zip",
+            "trackingnet-test": out / "trackingnet-test" / "trackingnet-test.zip"}
+    assert printed[3] == (f"got10k-test: a test split without ground truth, no metrics: 2 sequences packed in "
+                          f"{zips['got10k-test']}; upload it to http://got-10k.aitestunion.com/submit_instructions")
+    assert printed[4].startswith(f"trackingnet-test: a test split without ground truth, no metrics: 2 sequences "
+                                 f"packed in {zips['trackingnet-test']}; upload it to ")
+    test_metrics = json.load(open(out / "got10k-test" / "metrics.json"))
+    assert not {"ao", "auc", "precision", "success_curve"} & test_metrics.keys()
+    names = sorted(zipfile.ZipFile(zips["got10k-test"]).namelist())
+    assert names == sorted(f"GOT-10k_Test_{i:06d}/GOT-10k_Test_{i:06d}_{kind}.txt" for i in (1, 2)
+                           for kind in ("001", "time"))
+    for name in names:
+        lines = zipfile.ZipFile(zips["got10k-test"]).read(name).decode().split()
+        assert len(lines) == 12 and all(len(line.split(",")) == (1 if name.endswith("time.txt") else 4)
+                                        for line in lines)
+    videos = sorted(os.listdir(os.path.join(mini["TrackingNet"], "TEST", "anno")))
+    assert sorted(zipfile.ZipFile(zips["trackingnet-test"]).namelist()) == videos
+    # LaSOT results are 1-based like LaSOT's ground truth: the first line is the given box, as the file has it
+    first = open(os.path.join(mini["LaSOT"], "blob", "blob-2", "groundtruth.txt")).readline().strip()
+    assert open(out / "lasot-test" / "blob-2.txt").readline().strip() == ",".join(
+        f"{float(v):.3f}" for v in first.split(","))
+    # the GOT-10k toolkit scores the files evaluate wrote as evaluate did
+    os.makedirs(tmp_path / "results" / "GOT-10k")
+    os.symlink(out / "got10k-val", tmp_path / "results" / "GOT-10k" / "demo")
+    experiment = ExperimentGOT10k(mini["GOT-10k"], subset="val", result_dir=str(tmp_path / "results"),
+                                  report_dir=str(tmp_path / "reports"))
+    theirs = experiment.report(["demo"])["demo"]["overall"]
+    ours = json.load(open(out / "got10k-val" / "metrics.json"))
+    print(f"GOT-10k val AO ours {ours['ao']:.6f}, got10k {theirs['ao'] * 100:.6f}")
+    assert abs(ours["ao"] / 100 - theirs["ao"]) < TOLERANCE and abs(ours["sr50"] / 100 - theirs["sr"]) < TOLERANCE
+    assert main(["plot", str(out / "lasot-test"), str(out / "got10k-val"), str(out / "got10k-test"),
+                 "--output", str(tmp_path / "plots")]) == 0
+    assert sorted(os.listdir(tmp_path / "plots")) == sorted(
+        f"{name}.{ext}" for name in ("lasot-test-success", "lasot-test-precision", "lasot-test-norm-precision",
+                                     "got10k-val-success") for ext in ("png", "pdf"))

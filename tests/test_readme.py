@@ -16,12 +16,12 @@ Rules the READMEs follow (this test enforces them):
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -101,8 +101,15 @@ def test_the_test_command_is_what_ci_runs():
 
 
 def fresh_copy(dest: str) -> str:
-    """The working tree (what a fresh clone has) copied to ``dest``, sharing the installed environment."""
+    """The working tree (what a fresh clone has) copied to ``dest``, sharing the installed environment.
+
+    The environment must be up to date, so that the copy's ``install.sh`` returns at once: a ``pip install -e``
+    from the copy would point the shared environment's editable install at a folder that is soon deleted."""
     shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
+    with open(os.path.join(dest, "setup.cfg"), "rb") as a, open(os.path.join(dest, "pyproject.toml"), "rb") as b:
+        wanted = hashlib.sha256(a.read() + b.read()).hexdigest()  # what install.sh compares with its stamp
+    with open(os.path.join(ROOT, ".venv", ".vot_lorat_installed")) as f:
+        assert f.read().strip() == wanted, ".venv is out of date: run ./install.sh before this test"
     os.symlink(os.path.join(ROOT, ".venv"), os.path.join(dest, ".venv"))
     return dest
 
@@ -193,7 +200,7 @@ def help_command(argv: List[str]) -> Optional[Tuple[Tuple[str, ...], List[str]]]
     elif program in ("python", "python3") and len(argv) > 1 and argv[1].endswith(".py"):
         base, module, rest = (python, os.path.join(ROOT, argv[1])), argv[1], argv[2:]
     elif program.endswith(".sh"):
-        base, module, rest = (os.path.join(ROOT, program),), program, argv[1:]
+        base, module, rest = (os.path.join(ROOT, argv[0]),), program, argv[1:]
     elif program == "vot":
         base, module, rest = (os.path.join(ROOT, ".venv", "bin", "vot"),), "vot", argv[1:]
     else:
@@ -231,8 +238,12 @@ def test_recipe_flags_exist(block: Block):
     checked = 0
     for argv in commands(block.text):
         for help_cmd, args in recipe_checks(argv):
-            text = help_text(help_cmd)
             checked += 1
+            program = help_cmd[-2] if help_cmd[-2].endswith((".py", ".sh")) else help_cmd[0]
+            assert os.path.isfile(program), f"{block.id}: {program} does not exist"
+            if not _flags(args):  # nothing to look up (and a script without options may not know --help)
+                continue
+            text = help_text(help_cmd)
             unknown += [f"{flag} ({' '.join(help_cmd[-3:-1])})" for flag in _flags(args)
                         if not re.search(re.escape(flag) + r"(?![\w-])", text)]
     assert checked, f"{block.id}: no command the test knows how to check"

@@ -97,7 +97,7 @@ def test_the_start_up_error_is_the_toolkits_quit_reason(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "vot_lorat"], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        client = Client(stream=(proc.stdin.fileno(), proc.stdout.fileno()))
+        client = Client(stream=(proc.stdin.fileno(), proc.stdout.fileno()), log=lambda text: None)
         with pytest.raises(trax.TraxException) as failure:
             client.initialize({"color": FileImage.create(str(frame))}, [(trax.Rectangle.create(1, 1, 8, 8), {})], {})
         assert f"LoRAT error: device '{MISSING_GPU}'" in str(failure.value)
@@ -260,3 +260,35 @@ def test_identical_objects_split_their_region_instead_of_erasing_one(model, scen
         if masks == "box":
             sizes = sorted(m.sum() for m in padded)
             assert sizes[0] >= 0.3 * sizes[1]  # the shared box split in strips, not a sliver left over
+
+
+def test_the_tie_rule_on_box_masks():
+    image = np.zeros((40, 40, 3), np.uint8)
+    same = BoxMaskGenerator()(image, np.array([[10, 10, 30, 20]] * 3, float), np.full(3, 0.5))
+    assert [tuple(np.flatnonzero(m.mask.any(axis=0))[[0, -1]]) for m in same] == [(10, 15), (16, 22), (23, 29)]
+    # a box inside a more confident one is not erased either: it takes its half back
+    nested = BoxMaskGenerator()(image, np.array([[0, 0, 40, 40], [10, 10, 20, 30]], float), np.array([0.9, 0.5]))
+    assert nested[1].mask.sum() == 10 * 10 and not (nested[0].mask & nested[1].mask).any()
+
+
+def test_help_explains_every_setting(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    text = text[text.index("options:"):]
+    for name in ServerConfig.__dataclass_fields__:
+        flag = "--" + name.replace("_", "-")
+        entry = text[text.index(flag + " "):]
+        assert f"(env LORAT_{name.upper()}; default: " in entry.split(" --")[0], flag
+    assert "tiny-g" in text and "LORA_RANK" not in text
+
+
+def test_the_variant_is_read_from_the_weights():
+    from vot_lorat.lorat_weights import LoRATCheckpoint, infer_variant
+
+    assert infer_variant(vot_lorat.lorat_weights.read_checkpoint(WEIGHTS)) == "tiny"  # saved in the file
+    # a released LoRA-only B file: its shapes fit B-224 and B-378, its folder name tells which
+    state = {"token_type_embed": torch.zeros(3, 768), "blocks.11.attn.qkv.q.lora.A": torch.zeros(64, 768)}
+    assert infer_variant(LoRATCheckpoint("/w/LoRAT-B-378/model.bin", state, "lora", 64)) == "B-378"
+    with pytest.raises(ValueError, match="fit B-224, B-378; give the variant"):
+        infer_variant(LoRATCheckpoint("/w/model.bin", state, "lora", 64))

@@ -40,7 +40,7 @@ def test_batched_objects_match_tracking_each_alone(model, scene):
         joint = together.track(image)
         for i, t in enumerate(alone):
             single = t.track(image)[0]
-            assert np.abs(joint[i].box - single.box).max() < 1e-4
+            assert np.abs(joint[i].box_xyxy - single.box_xyxy).max() < 1e-4
             assert abs(joint[i].confidence - single.confidence) < 1e-5
 
 
@@ -59,7 +59,7 @@ def test_output_box_is_clipped_and_state_only_takes_valid_boxes(model):
     tracker.add_object(image, [70, 50, 80, 60])  # in the bottom-right corner
     for _ in range(5):
         result = tracker.track(image)[0]
-        assert (result.box >= 0).all() and result.box[2] <= 80 and result.box[3] <= 60
+        assert (result.box_xyxy >= 0).all() and result.box_xyxy[2] <= 80 and result.box_xyxy[3] <= 60
         assert bx.is_valid(tracker.objects[0].box)
 
 
@@ -106,7 +106,7 @@ def test_static_tracker_reports_the_initial_box():
     tracker = StaticTracker()
     image = np.zeros((50, 60, 3), np.uint8)
     tracker.add_object(image, [5, 5, 20, 30])
-    assert np.array_equal(tracker.track(image)[0].box, [5, 5, 20, 30])
+    assert np.array_equal(tracker.track(image)[0].box_xyxy, [5, 5, 20, 30])
 
 
 def test_pad_mask_with_offsets_like_the_toolkit_sends_them():
@@ -145,7 +145,7 @@ def test_int8_precision_needs_merged_weights_and_stays_close(model, scene):
         t.add_object(scene.render(0), scene.boxes(0)[0])
     a, b = fp32.track(scene.render(1))[0], int8.track(scene.render(1))[0]
     size = bx.size(scene.boxes(0)[0]).mean()
-    assert np.abs(a.box - b.box).max() < 0.25 * size
+    assert np.abs(a.box_xyxy - b.box_xyxy).max() < 0.25 * size
     assert "quantized" in type(int8.model.blocks[0].attn.qkv).__module__ and int8.model is not merged
 
 

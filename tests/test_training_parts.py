@@ -1,4 +1,4 @@
-"""Training pieces on hand-made cases: labels, loss, optimiser groups, schedule, sampling, OPE metrics, flags."""
+"""Training pieces on hand-made cases: labels, loss, optimiser groups, schedule, sampling, flags."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,6 @@ from training.data.sequence import ListDataset, Sequence
 from training.data.transform import JitterConfig, PairTransform, TransformConfig, jitter_params
 from training.flags import add_flags
 from training.loss import box_iou_giou, lorat_loss
-from training.metrics import sequence_curves, summarize
 from training.optim import WarmupCosine, param_groups
 from vot_lorat import box as bx
 from vot_lorat.builder import create_model
@@ -173,24 +172,6 @@ def test_step_batch_sampler_splits_ranks_without_overlap():
     assert r0 == [[12, 13, 14], [18, 19, 20]] and r1 == [[15, 16, 17], [21, 22, 23]]
 
 
-def test_ope_metrics_on_a_hand_made_case():
-    gt = np.array([[0, 0, 10, 10]] * 4 + [[0, 0, 0, 0]], dtype=float)  # last frame: target absent
-    pred = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [100, 100, 10, 10], [0, 0, 10, 20], [3, 3, 3, 3]], float)
-    c = sequence_curves(pred, gt)
-    ious = np.array([1.0, 50 / 150, 0.0, 0.5])
-    thresholds = np.linspace(0, 1, 21)
-    expect_success = np.array([(ious > t).mean() for t in thresholds])
-    assert np.allclose(c["success"], expect_success)
-    # centre errors 0, 5, 141.4, 5 px: 3 of 4 within 20 px; normalised 0, .5, 14.1, .5 -> 1 of 4 within 0.2
-    assert c["precision"][20] == pytest.approx(0.75)
-    assert c["norm_precision"][20] == pytest.approx(0.25)
-    s = summarize([c, sequence_curves(gt[:4], gt[:4])])
-    # a perfect sequence scores 20/21: no IoU is > 1.0 at the last threshold (pytracking convention)
-    assert s["auc"] == pytest.approx((expect_success.mean() + 20 / 21) / 2 * 100)
-    assert s["precision"] == pytest.approx(87.5)
-    assert s["mean_iou"] == pytest.approx((ious[1:].mean() + 1.0) / 2)
-
-
 def test_config_parsing():
     src = DataSource.parse("got10k:/data/GOT-10k@2.5,split=vot_train,split_file=/x.txt")
     assert (src.kind, src.path, src.weight) == ("got10k", "/data/GOT-10k", 2.5)
@@ -219,3 +200,18 @@ def test_train_flags_come_from_the_config_fields_and_override_the_yaml_file(tmp_
     assert [s.kind for s in cfg.data] == ["synthetic", "lasot"]
     assert cfg.augment.blur_radius == (0.2, 1.0) and not cfg.augment.deit3
     assert "--warmup-lr X" in parser.format_help() and "(default: 1e-07)" in parser.format_help()
+
+
+def test_fine_tuning_builds_adapters_at_the_init_checkpoints_rank(tmp_path):
+    from training.trainer import build_training_model
+    from vot_lorat.builder import load_checkpoint
+    from vot_lorat.lorat_weights import read_checkpoint, save_checkpoint
+
+    source = create_model(get_config("tiny").replace(lora_rank=4))
+    path = str(tmp_path / "rank4.safetensors")
+    save_checkpoint(source, path)
+    init = read_checkpoint(path)
+    model = build_training_model(TrainConfig(variant="tiny"), init)
+    load_checkpoint(model, init)  # would raise on a rank mismatch
+    assert model.blocks[0].attn.qkv.q.lora.A.shape[0] == 4
+    assert build_training_model(TrainConfig(variant="tiny")).blocks[0].attn.qkv.q.lora.A.shape[0] == 8

@@ -4,10 +4,12 @@ from __future__ import annotations
 import configparser
 import os
 import subprocess
+import sys
 
 import pytest
 
-from vot_lorat.workspace import sam_model_from_path, trackers_ini, variant_from_path
+from vot_lorat.lorat_weights import variant_from_path
+from vot_lorat.workspace import sam_model_from_path, trackers_ini
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the keys vot-toolkit 0.9.0 accepts for a traxpython tracker (any other key is an error)
@@ -61,3 +63,27 @@ def test_workspace_setup_arguments(tmp_path):
     assert bad.returncode == 2 and "unknown option --frobnicate" in bad.stderr
     missing = subprocess.run([script, "--weights"], capture_output=True, text=True)
     assert missing.returncode == 2 and "--weights needs a value" in missing.stderr
+
+
+def test_backbone_only_when_the_weights_need_one(tmp_path, capsys):
+    import vot_lorat
+    from vot_lorat.workspace import main
+
+    weights = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+    common = ["trackers", "--repo", ROOT, "--python", sys.executable, "--output", str(tmp_path / "trackers.ini")]
+    assert main(common + ["--weights", weights]) == 0  # a whole model: no backbone, variant from the file
+    parser = _check_entries((tmp_path / "trackers.ini").read_text())
+    assert parser["LoRAT"]["env_lorat_variant"] == "tiny" and "env_lorat_backbone" not in parser["LoRAT"]
+    lora_only = tmp_path / "LoRAT-tiny" / "model.safetensors"
+    vot_lorat.save_checkpoint(vot_lorat.create_model(vot_lorat.get_config("tiny")), str(lora_only))
+    capsys.readouterr()
+    assert main(common + ["--weights", str(lora_only)]) == 2
+    assert "holds only the LoRAT adapters and head: pass --backbone" in capsys.readouterr().err
+
+
+def test_workspace_setup_uses_the_python_it_is_given(tmp_path):
+    script = os.path.join(ROOT, "workspace_setup.sh")
+    weights = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+    bare = subprocess.run([script, "--python", "/bin/false", "--weights", weights, "--workspace", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert bare.returncode == 2 and "/bin/false cannot import vot_lorat's dependencies" in bare.stderr

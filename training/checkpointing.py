@@ -11,15 +11,16 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from vot_lorat.builder import load_checkpoint
-from vot_lorat.lorat_weights import read_checkpoint, save_checkpoint
+from vot_lorat.lorat_weights import LoRATCheckpoint, read_checkpoint, save_checkpoint
 from vot_lorat.model import LoRAT
 
 from . import distributed
@@ -48,12 +49,12 @@ def restore(root: str, proc: Process, model: LoRAT, optimizer: torch.optim.Optim
             scaler: Optional[torch.amp.GradScaler]) -> int:
     """Put the newest checkpoint under ``root`` back into the model, optimiser, scaler and this rank's RNGs;
     returns the optimiser step to continue from (0 when there is no checkpoint yet)."""
-    folder = _latest(root)
-    if folder is None:
-        log.warning("no checkpoint in %s yet: starting from the beginning", root)
+    found = _newest_readable(root, proc.main)
+    if found is None:
+        log.warning("no readable checkpoint in %s: starting from the beginning", root)
         return 0
-    state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
-    load_checkpoint(model, read_checkpoint(os.path.join(folder, MODEL_FILE)))
+    folder, weights, state = found
+    load_checkpoint(model, weights)
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
@@ -100,15 +101,51 @@ def _prune(root: str, keep: int, newest: str) -> None:
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
 
 
-def _latest(root: str) -> Optional[str]:
-    """The folder of the newest complete checkpoint under ``root``, or None."""
+def _newest_readable(root: str, report: bool) -> Optional[Tuple[str, LoRATCheckpoint, Dict[str, Any]]]:
+    """The newest checkpoint under ``root`` whose two files read back: (folder, weights, state), or None.
+
+    The writes are atomic, but a full disk, a copy or a file system can still leave a damaged file; the
+    folders are tried newest first and each one skipped is named with the reason (when ``report``).
+    ``latest.json`` is only a pointer for people and scripts: an empty or stale one changes nothing."""
+    names = sorted((d for d in os.listdir(root) if re.fullmatch(r"step_\d+", d)), reverse=True) \
+        if os.path.isdir(root) else []
+    _check_pointer(root, names[0] if names else None, report)
+    for name in names:
+        folder = os.path.join(root, name)
+        try:
+            state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=False)
+        except Exception as err:  # any failure to read means: not this one
+            _skipped(folder, STATE_FILE, err, report)
+            continue
+        try:
+            weights = read_checkpoint(os.path.join(folder, MODEL_FILE))
+        except Exception as err:
+            _skipped(folder, MODEL_FILE, err, report)
+            continue
+        return folder, weights, state
+    return None
+
+
+def _skipped(folder: str, file: str, err: Exception, report: bool) -> None:
+    if report:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        log.warning("skipping checkpoint %s: its %s cannot be read (%s); trying an older one", folder, file, reason)
+
+
+def _check_pointer(root: str, newest: Optional[str], report: bool) -> None:
+    """Say when ``latest.json`` is damaged or names another folder than the newest one."""
     path = os.path.join(root, LATEST)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        name = json.load(f)["checkpoint"]
-    folder = os.path.join(root, name)
-    return folder if os.path.isfile(os.path.join(folder, STATE_FILE)) else None
+    if not report or not os.path.exists(path):
+        return
+    try:
+        with open(path) as f:
+            named = json.load(f)["checkpoint"]
+    except (ValueError, KeyError, TypeError, OSError):
+        log.warning("%s is empty or damaged; the checkpoint folders are read instead (the next checkpoint "
+                    "rewrites it)", path)
+        return
+    if newest is not None and named != newest:
+        log.info("%s names %s; %s is newer", path, named, newest)
 
 
 def _rng_state() -> Dict[str, Any]:

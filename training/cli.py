@@ -1,15 +1,19 @@
-"""``python -m training {train,evaluate,check-data} ...``: the command line over training/."""
+"""python -m training COMMAND: train LoRAT, evaluate checkpoints, plot results and training curves, check
+dataset trees, write synthetic and miniature datasets. Every command explains its options with --help."""
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Any, Dict, List, Optional
 
 from vot_lorat.tracker import PRECISIONS
 
+from . import run_folder
 from .config import DataSource, TrainConfig, config_from_dict, load_yaml
 from .flags import add_flags, given_values
+from .interrupt import Interrupted
 
 
 def _add_train(sub) -> None:
@@ -18,22 +22,40 @@ def _add_train(sub) -> None:
         "wd 0.1, 2 warmup epochs + cosine, fp16 AMP on GPU). Multi-GPU / multi-node: launch with torchrun."))
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags given here override it")
     add_flags(p, TrainConfig)
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
-    p.add_argument("--stop-after", type=int, help="stop after N optimiser steps of this invocation")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output from its newest readable checkpoint (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in --output and start again (default: off; without it or "
+                        "--resume such a folder is refused)")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N optimiser steps of this invocation, with a checkpoint (default: none, "
+                        "run to the end)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (default: off; the bar is shown only when stderr is a terminal)")
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="one-pass evaluation of a checkpoint on sequence datasets")
-    p.add_argument("--variant", required=True)
-    p.add_argument("--backbone")
+    p = sub.add_parser("evaluate", help="one-pass evaluation of a checkpoint on sequence datasets", description=(
+        "Track every sequence of the datasets from its first box (one-pass evaluation), write the result files "
+        "in each benchmark's format and print the scores next to a static baseline (always the first box): "
+        "AO / SR for GOT-10k, success AUC / precision / normalised precision for the others; splits without "
+        "ground truth get submission files instead. Under torchrun the sequences are split across the ranks."))
+    p.add_argument("--variant", required=True, help="the checkpoint's variant, e.g. B-224 or tiny")
+    p.add_argument("--backbone", help="DINOv2 weights, for checkpoints that hold only the LoRA adapters and head "
+                                      "(default: none, the checkpoint holds every weight)")
     p.add_argument("--weights", required=True, help="LoRAT checkpoint (model.bin / model.safetensors)")
-    p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]")
-    p.add_argument("--output", required=True, help="folder for the pytracking result files and metrics")
+    p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]",
+                   help="dataset to evaluate on, repeatable, e.g. lasot:/d/LaSOT,split=test")
+    p.add_argument("--output", required=True,
+                   help="folder for the result files (in each benchmark's format), metrics and submission zips")
     p.add_argument("--device", default="auto", help="auto: cuda when available (under torchrun: this rank's GPU)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="int8: dynamic quantisation of the merged model, CPU only")
-    p.add_argument("--max-sequences", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: torch's default)")
+    p.add_argument("--max-sequences", type=int, default=0, metavar="N",
+                   help="at most N sequences per dataset (default: 0, all)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (default: 0, torch's default)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (default: off; bars are shown only when stderr is a terminal)")
 
 
 def _add_check(sub) -> None:
@@ -52,12 +74,48 @@ def _add_check(sub) -> None:
 
 
 def _add_vot_sequences(sub) -> None:
-    p = sub.add_parser("make-vot-sequences", help="write synthetic multi-object sequences for a VOT workspace")
+    p = sub.add_parser("make-vot-sequences", help="write synthetic multi-object sequences for a VOT workspace",
+                       description="Write synthetic multi-object sequences with full ground truth (boxes and masks; "
+                                   "objects that leave the frame and come back) in the VOT toolkit's layout, with "
+                                   "their list.txt, as ./workspace_setup.sh --demo does.")
     p.add_argument("--output", required=True, help="the workspace's sequences/ folder")
-    p.add_argument("--count", type=int, default=6)
-    p.add_argument("--frames", type=int, default=80)
-    p.add_argument("--objects", type=int, default=3, help="sequences cycle through 1..N objects")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, default=6, metavar="N", help="sequences (default: 6)")
+    p.add_argument("--frames", type=int, default=80, metavar="N", help="frames per sequence (default: 80)")
+    p.add_argument("--objects", type=int, default=3, metavar="N",
+                   help="sequences cycle through 1..N objects (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scenes (default: 0)")
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="success and precision plots of evaluated runs (PNG and PDF)", description=(
+        "Success, precision and normalised precision plots (GOT-10k: success plot with AO), one curve per result "
+        "folder with its score in the legend, from the metrics.json that evaluation writes in each folder. "
+        "Folders of several datasets give one set of plots per dataset; test splits (no metrics) are skipped."))
+    p.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="result folders: RUN/eval/DATASET of a training run or OUTPUT/DATASET of evaluate")
+    p.add_argument("--output", default="plots", help="folder for the figures (default: plots)")
+    p.add_argument("--labels", help="comma-separated legend labels, one per folder (default: each folder's run)")
+
+
+def _add_plot_training(sub) -> None:
+    p = sub.add_parser("plot-training", help="loss, learning rate and samples/s of a run (PNG and PDF)",
+                       description="Loss (and its parts), learning rate, samples per second and, when the run "
+                                   "validates, the validation scores, from the run's log.jsonl.")
+    p.add_argument("run", help="the run folder (train --output)")
+    p.add_argument("--output", help="folder for the figures (default: the run folder)")
+
+
+def _add_miniature(sub) -> None:
+    p = sub.add_parser("make-miniature", help="small LaSOT, GOT-10k, TrackingNet and COCO in their published "
+                                              "layouts, with procedural frames", description=(
+        "Write miniature copies of LaSOT, GOT-10k, TrackingNet and COCO 2017 in the layouts their documentation "
+        "describes (LaSOT 1-based, GOT-10k labels and test split with the first box only, TrackingNet chunks, COCO "
+        "with a crowd and a degenerate annotation), with procedural frames: to try train, evaluate, check-data and "
+        "plot without the real datasets."))
+    p.add_argument("--output", required=True, help="folder that receives LaSOT/, GOT-10k/, TrackingNet/, COCO/")
+    p.add_argument("--sequences", type=int, default=2, help="sequences per split, and COCO images (default 2)")
+    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="another seed gives other scenes (default 0)")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -76,10 +134,11 @@ def _run_evaluate(args) -> int:
     from .evaluate import evaluate, format_report
 
     proc = setup(args.device, args.threads)  # under torchrun, sequences are split across the ranks
+    run_folder.make(args.output)
     model = load_model(args.variant, args.backbone, args.weights, device=proc.device)
     datasets = [build_dataset(DataSource.parse(d)) for d in args.data]
     report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences,
-                      rank=proc.rank, world=proc.world)
+                      rank=proc.rank, world=proc.world, progress=not args.quiet)
     if proc.main:
         print(format_report(report))
     return 0
@@ -106,6 +165,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     _add_evaluate(sub)
     _add_check(sub)
     _add_vot_sequences(sub)
+    _add_miniature(sub)
+    _add_plot(sub)
+    _add_plot_training(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -113,7 +175,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .trainer import train
 
             cfg = train_config_from_args(args)
-            train(cfg, resume=args.resume, stop_after=args.stop_after)
+            train(cfg, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite,
+                  progress=not args.quiet)
             return 0
         if args.command == "check-data":
             return _run_check(args)
@@ -124,7 +187,31 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{row['name']}: {row['objects']} object(s), {row['frames']} frames, "
                       f"{row['hidden_then_back']} hidden and back")
             return 0
+        if args.command == "make-miniature":
+            from .miniature import make_miniature
+
+            for name, folder in make_miniature(args.output, args.sequences, args.frames, args.seed).items():
+                print(f"{name}: {folder}")
+            return 0
+        if args.command == "plot":
+            from .plots import plot_results
+
+            labels = args.labels.split(",") if args.labels else None
+            print("\n".join(plot_results(args.folders, args.output, labels)))
+            return 0
+        if args.command == "plot-training":
+            from .plots import plot_training_log
+
+            print("\n".join(plot_training_log(args.run, args.output)))
+            return 0
         return _run_evaluate(args)
+    except Interrupted as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        hint = "; --resume continues from the run's newest checkpoint" if args.command == "train" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 128 + signal.SIGINT
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

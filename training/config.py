@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -12,6 +13,9 @@ from vot_lorat.config import list_variants
 from .data.augment import AugmentConfig
 from .data.transform import JitterConfig, TransformConfig
 from .flags import option
+
+
+_WEIGHT = re.compile(r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 @dataclass
@@ -26,7 +30,9 @@ class DataSource:
 
     @classmethod
     def parse(cls, text: str) -> "DataSource":
-        """``KIND[:PATH][@WEIGHT][,key=value...]``, e.g. ``got10k:/data/GOT-10k@1,split=vot_train``."""
+        """``KIND[:PATH][@WEIGHT][,key=value...]``, e.g. ``got10k:/data/GOT-10k@1,split=vot_train``. The weight
+        is the number after the last ``@``; an ``@`` followed by anything else is part of the path (a path that
+        itself ends in ``@<number>`` needs an explicit weight: ``lasot:/data/x@2@1``)."""
         head, *opts = text.split(",")
         options = {}
         for opt in opts:
@@ -35,9 +41,9 @@ class DataSource:
             k, v = opt.split("=", 1)
             options[k.strip()] = v.strip()
         weight = 1.0
-        if "@" in head:
-            head, w = head.rsplit("@", 1)
-            weight = float(w)
+        base, at, w = head.rpartition("@")
+        if at and _WEIGHT.fullmatch(w.strip()):  # any other @ belongs to the path
+            head, weight = base, float(w)
         kind, _, path = head.partition(":")
         return cls(kind.strip().lower(), path or None, weight, options)
 
@@ -73,11 +79,14 @@ class TrainConfig:
     grad_clip: float = option(1.0, "gradient norm clipping")  # the official code's max norm
     precision: str = option("auto", "auto (fp16 autocast + GradScaler on CUDA, as the paper trains; fp32 on the "
                                     "CPU), fp32, fp16 or bf16")
-    compile: bool = option(False, "torch.compile the model (the official code does; off here by default)")
+    compile: Optional[bool] = option(None, "torch.compile the model; default: on CUDA, as the paper trains, off on "
+                                           "the CPU, where it costs more than it gains")
     lora_rank: Optional[int] = option(None, "LoRA rank; none: the variant's (64 for the paper's variants)")
     lora_alpha: Optional[float] = option(None, "LoRA alpha; none: the variant's (64 for the paper's variants)")
     lora_dropout: float = option(0.0, "dropout on the LoRA input")
     full_finetune: bool = option(False, "train every weight without LoRA (for a ViT without pretrained weights)")
+    random_backbone: bool = option(False, "allow LoRA on a random ViT (tests and speed benchmarks: the random "
+                                          "weights are not saved, so the result cannot be evaluated later)")
     layer_scale_init: float = option(1e-5, "LayerScale gamma of a randomly initialised ViT (DINOv2's is 1e-5)")
     seed: int = option(42, "seed of the model's initialisation and of the sample stream")  # the official default
     device: str = option("auto", "auto (cuda when available; under torchrun this rank's GPU), cpu, cuda or cuda:N")
@@ -89,6 +98,11 @@ class TrainConfig:
     log_every: int = option(10, "log.jsonl row every N optimiser steps")
     max_gap: int = option(100, "search frame within +-N frames of the template")  # the official code's max_gaps
     eval_sequences: int = option(0, "at most N evaluation sequences per dataset (0: all)")
+    val_data: List[DataSource] = option(factory=list, metavar="KIND[:PATH][,k=v]", help=(
+        "dataset for the tracking evaluation every --val-interval epochs and after the last, repeatable "
+        "(the paper validates on got10k:/d/GOT-10k,split=val)"))
+    val_interval: int = option(10, "validate every N epochs")  # the official code: GOT-10k val every 10 epochs
+    val_sequences: int = option(0, "at most N validation sequences per dataset (0: all)")
     evaluate_at_end: bool = option(True, "one-pass evaluation on --eval-data after the last step", flag="--eval")
     jitter: JitterConfig = option(factory=JitterConfig)
     augment: AugmentConfig = option(factory=AugmentConfig)
@@ -108,7 +122,7 @@ def _build(cls, data: Dict[str, Any]):
         key = key.replace("-", "_")
         if key not in names:
             raise ValueError(f"unknown training option {key!r}; known: {', '.join(names)}")
-        if key in ("data", "eval_data"):
+        if key in ("data", "eval_data", "val_data"):
             value = [DataSource.parse(v) if isinstance(v, str) else DataSource(**v) for v in value]
         elif key == "jitter":
             value = JitterConfig(**value)

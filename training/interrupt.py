@@ -7,12 +7,10 @@ A second Ctrl-C raises KeyboardInterrupt at once, for a step that would take too
 """
 from __future__ import annotations
 
-import logging
+import os
 import signal
 import threading
 from typing import Dict, Optional
-
-log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -59,5 +57,7 @@ class StopRequests:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        log.warning("%s: stopping after this step with a checkpoint (Ctrl-C again stops at once, without one)",
-                    signal.Signals(signum).name)
+        # os.write, not logging or print: a handler that writes to a buffered stream the main thread is
+        # writing to at that moment raises "reentrant call"
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint (Ctrl-C "
+                    f"again stops at once, without one)\n".encode())

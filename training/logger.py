@@ -1,41 +1,71 @@
-"""Progress bar, a JSONL log a script can read, and TensorBoard events when tensorboard is installed."""
+"""Progress bar and a JSONL log a script can read (training/plots.py draws its curves)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import tempfile
 import time
-from typing import Dict
+from typing import Dict, List
 
 from tqdm import tqdm
 
 LOG_FILE = "log.jsonl"
+SUPERSEDED_FILE = "log.superseded.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+def continue_log(path: str, step: int) -> None:
+    """Make the log at ``path`` end at optimiser step ``step``, from which a resumed run continues. Nothing is
+    deleted: rows of later steps (written after the last checkpoint by the run that stopped) move to
+    log.superseded.jsonl, since the resumed run does those steps again; only a line that is not JSON, the row
+    being written when the process died, is dropped. The log is replaced atomically."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        text = f.read()
+    keep: List[str] = []
+    later: List[str] = []
+    torn: List[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            torn.append(number)
+            continue
+        (keep if row.get("step", 0) <= step else later).append(line)
+    if torn:
+        log.warning("%s: dropped the incomplete line %s (a row being written when the run stopped)", path,
+                    ", ".join(map(str, torn)))
+    if later:
+        superseded = os.path.join(os.path.dirname(path), SUPERSEDED_FILE)
+        with open(superseded, "a") as f:
+            f.writelines(line + "\n" for line in later)
+        log.info("%s: %d row(s) after step %d, from before the resume, moved to %s", path, len(later), step,
+                 superseded)
+    if torn or later or not text.endswith("\n"):
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "w") as f:
+            f.writelines(line + "\n" for line in keep)
+        os.replace(tmp, path)
 
 
 class RunLogger:
-    def __init__(self, output_dir: str, total_steps: int, start_step: int, enabled: bool = True) -> None:
+    def __init__(self, output_dir: str, total_steps: int, start_step: int, enabled: bool = True,
+                 progress: bool = True) -> None:
+        """``progress``: a bar on stderr (steps, samples/s, ETA) when stderr is a terminal."""
         self.enabled = enabled
         if not enabled:
             return
         os.makedirs(output_dir, exist_ok=True)
         self.path = os.path.join(output_dir, LOG_FILE)
-        self._truncate_after(start_step)  # rows a killed run wrote after its last checkpoint
+        continue_log(self.path, start_step)
         self.file = open(self.path, "a")
-        self.bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, desc="train", unit="step")
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=start_step)
-        except ImportError:
-            pass
-
-    def _truncate_after(self, step: int) -> None:
-        if not os.path.exists(self.path):
-            return
-        with open(self.path) as f:
-            rows = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-        with open(self.path, "w") as f:
-            f.writelines(rows)
+        self.bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, desc="train", unit="step",
+                        disable=None if progress else True)
 
     def info(self, message: str) -> None:
         if self.enabled:
@@ -53,15 +83,19 @@ class RunLogger:
         self.bar.n = step
         self.bar.set_postfix(loss=f"{losses['loss']:.4f}", lr=f"{lr:.2e}", sps=f"{samples_per_s:.1f}")
         self.bar.refresh()
-        if self.tb is not None:
-            for k, v in losses.items():
-                self.tb.add_scalar(f"train/{k}", v, step)
-            self.tb.add_scalar("train/lr", lr, step)
-            self.tb.add_scalar("train/samples_per_s", samples_per_s, step)
+
+    def validation(self, step: int, epoch: float, scores: Dict[str, Dict[str, float]]) -> None:
+        """A row ``{"step", "epoch", "validation": {dataset: {metric: value}}}`` (no ``loss``: not a training
+        step) and a line on the console."""
+        if not self.enabled:
+            return
+        row = {"step": step, "epoch": round(epoch, 4), "validation": scores, "time": time.time()}
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        self.bar.write(f"validation after epoch {epoch:g}: " + "; ".join(
+            f"{name} " + " ".join(f"{k} {v:.3g}" for k, v in metrics.items()) for name, metrics in scores.items()))
 
     def close(self) -> None:
         if self.enabled:
             self.bar.close()
             self.file.close()
-            if self.tb is not None:
-                self.tb.close()

@@ -124,15 +124,16 @@ def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[st
     fig = Figure(figsize=(5.0 * panels, 3.8))
     axes = fig.subplots(1, panels)
     x = [r["step"] for r in steps]
+    style = {"linewidth": 1.2, "marker": "o" if len(x) < 30 else None, "markersize": 3}  # short runs: see each row
     for key in ("loss", "cls", "giou"):
         if key in steps[0]:
-            axes[0].plot(x, [r[key] for r in steps], label=key, linewidth=1.2)
+            axes[0].plot(x, [r[key] for r in steps], label=key, **style)
     axes[0].set(xlabel="step", title="loss")
     axes[0].legend(fontsize=8)
-    axes[1].plot(x, [r["lr"] for r in steps], linewidth=1.2)
+    axes[1].plot(x, [r["lr"] for r in steps], **style)
     axes[1].set(xlabel="step", title="learning rate")
     axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    axes[2].plot(x, [r["samples_per_s"] for r in steps], linewidth=1.2)
+    axes[2].plot(x, [r["samples_per_s"] for r in steps], **style)
     axes[2].set(xlabel="step", title="samples / s")
     if validation:
         series: Dict[str, List[Tuple[float, float]]] = collections.defaultdict(list)

@@ -10,7 +10,7 @@ import shutil
 from typing import List
 
 # what a run writes into its folder
-RUN_FILES = ("config.json", "log.jsonl", "log.superseded.jsonl", "checkpoints", "model.safetensors", "eval",
+RUN_FILES = ("config.json", "log.jsonl", "log.superseded.jsonl", "checkpoints", "model.safetensors", "val", "eval",
              "training-curves.png", "training-curves.pdf")
 
 

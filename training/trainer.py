@@ -8,6 +8,7 @@ evaluate.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -19,10 +20,10 @@ from torch.utils.data import DataLoader
 from vot_lorat.builder import create_model, load_checkpoint
 from vot_lorat.config import LoRATConfig, get_config
 from vot_lorat.device import resolve_precision
-from vot_lorat.lorat_weights import read_checkpoint, save_checkpoint
+from vot_lorat.lorat_weights import LoRATCheckpoint, read_checkpoint, save_checkpoint
 from vot_lorat.model import LoRAT
 
-from . import checkpointing, distributed, engine
+from . import checkpointing, distributed, engine, run_folder
 from .config import DataSource, TrainConfig
 from .data.pairs import PairDataset, StepBatchSampler, worker_init
 from .data.registry import build_dataset
@@ -30,8 +31,10 @@ from .data.sequence import SequenceDataset
 from .data.transform import PairTransform
 from .distributed import Process
 from .evaluate import evaluate, format_report
+from .interrupt import Interrupted, StopRequests
 from .logger import RunLogger
 from .optim import WarmupCosine, build_optimizer
+from .plots import plot_training_log
 
 
 @dataclass(frozen=True)
@@ -43,51 +46,98 @@ class StepPlan:
     total_steps: int
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = None) -> Dict[str, Any]:
-    """Train (or continue) the run in ``cfg.output_dir``; ``stop_after`` ends early after that many optimiser
-    steps of this invocation (to test resuming). Returns the final step, the evaluation report and the model."""
+def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = None, overwrite: bool = False,
+          progress: bool = True) -> Dict[str, Any]:
+    """Train (or continue, ``resume``) the run in ``cfg.output_dir``; a folder that holds another run is refused
+    unless ``overwrite`` deletes it. ``stop_after`` ends early after that many optimiser steps of this
+    invocation; ``progress`` shows a bar on a terminal. SIGINT / SIGTERM end the run at the next step boundary
+    with a checkpoint and raise :class:`Interrupted`. Returns the final step, the evaluation report and the
+    model."""
     proc = distributed.setup(cfg.device, max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, proc.device)
     scaler = engine.grad_scaler(precision, proc.device)
-    if not cfg.data:
-        raise ValueError("no training data: give at least one --data KIND:PATH (or --data synthetic)")
+    check_recipe(cfg)
     plan = plan_steps(cfg, proc.world)
+    if proc.main:  # before any work, so that hours of it are not lost at the first file written
+        run_folder.prepare(cfg.output_dir, resume, overwrite)
+    distributed.barrier()
     schedule = WarmupCosine(cfg.lr, plan.total_steps, round(cfg.warmup_epochs * plan.steps_per_epoch), cfg.min_lr,
                             cfg.warmup_lr)
 
-    model = build_training_model(cfg)
-    if cfg.init_weights:
-        load_checkpoint(model, read_checkpoint(cfg.init_weights))
+    init = read_checkpoint(cfg.init_weights) if cfg.init_weights else None
+    model = build_training_model(cfg, init)
+    if init is not None:
+        load_checkpoint(model, init)
     model = model.to(proc.device)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     ckpt_root = os.path.join(cfg.output_dir, "checkpoints")
     start_step = checkpointing.restore(ckpt_root, proc, model, optimizer, scaler) if resume else 0
     net = _distribute(model, cfg, proc)
-    opt = engine.Optimisation(net, torch.compile(net) if cfg.compile else net,
+    opt = engine.Optimisation(net, torch.compile(net) if compile_enabled(cfg, proc.device) else net,
                               [p for p in model.parameters() if p.requires_grad], optimizer, scaler, schedule,
                               precision)
 
     end_step = plan.total_steps if stop_after is None else min(plan.total_steps, start_step + stop_after)
     loader = _loader(cfg, model.config, plan, proc, start_step, end_step)
-    logger = RunLogger(cfg.output_dir, plan.total_steps, start_step, enabled=proc.main)
+    logger = RunLogger(cfg.output_dir, plan.total_steps, start_step, enabled=proc.main, progress=progress)
     if proc.main:
         with open(os.path.join(cfg.output_dir, "config.json"), "w") as f:
             json.dump(cfg.to_dict(), f, indent=1)
         logger.info(f"{model.config.name}: {sum(p.numel() for p in opt.params):,} trainable parameters, "
                     f"{proc.world} process(es) on {proc.device}, precision {precision}, "
                     f"{plan.total_steps} steps of {cfg.batch_size}")
+    val_sets = _datasets(cfg.val_data)
     model.train()
     step = start_step
-    for step in engine.train_steps(opt, loader, cfg, proc, start_step, end_step, plan.steps_per_epoch, logger):
-        if step == end_step or _checkpoint_due(cfg, step, plan.steps_per_epoch):
-            checkpointing.save(ckpt_root, proc, model, optimizer, scaler, step, step // plan.steps_per_epoch,
-                               cfg.to_dict(), cfg.keep_checkpoints)
+    signum = 0
+    with StopRequests() as stop:
+        for step in engine.train_steps(opt, loader, cfg, proc, start_step, end_step, plan.steps_per_epoch, logger):
+            if val_sets and _validation_due(cfg, step, plan):
+                _validate(cfg, proc, model, val_sets, step, plan.steps_per_epoch, precision, logger)
+            signum = max(s or 0 for s in distributed.gather(stop.signum))  # every rank stops at the same step
+            if signum or step == end_step or _checkpoint_due(cfg, step, plan.steps_per_epoch):
+                checkpointing.save(ckpt_root, proc, model, optimizer, scaler, step, step // plan.steps_per_epoch,
+                                   cfg.to_dict(), cfg.keep_checkpoints)
+            if signum:
+                break
     logger.close()
+    if proc.main:
+        _plot_curves(cfg.output_dir)
+    if signum:
+        raise Interrupted(signum, step, cfg.output_dir)
 
-    report = _finish(cfg, proc, model) if step >= plan.total_steps else {}
+    report = _finish(cfg, proc, model, progress) if step >= plan.total_steps else {}
     distributed.barrier()
     return {"step": step, "total_steps": plan.total_steps, "report": report, "model": model}
+
+
+def _plot_curves(folder: str) -> None:
+    """training-curves.png / .pdf from the run's log.jsonl, redrawn whenever an invocation ends."""
+    try:
+        plot_training_log(folder)
+    except ValueError:  # no logged step yet
+        pass
+
+
+def check_recipe(cfg: TrainConfig) -> None:
+    """Refuse runs whose result would be unusable: no data, LoRA on a random backbone (the frozen random ViT is
+    not saved, so the adapters could never be loaded again) unless ``random_backbone`` says it is meant."""
+    if not cfg.data:
+        raise ValueError("no training data: give at least one --data KIND:PATH (or --data synthetic)")
+    if not (cfg.backbone or cfg.full_finetune or cfg.random_backbone):
+        raise ValueError("a LoRA run needs the pretrained DINOv2 weights its adapters build on: pass --backbone "
+                         "PATH (Meta's dinov2_vit*14_pretrain.pth or a timm .safetensors). Without pretrained weights "
+                         "train every weight with --full-finetune; --random-backbone trains LoRA on a random ViT "
+                         "(tests and speed benchmarks only: the random ViT is not saved)")
+    if cfg.val_data and cfg.val_interval < 1:
+        raise ValueError(f"--val-interval must be at least 1 epoch, got {cfg.val_interval}")
+
+
+def compile_enabled(cfg: TrainConfig, device: torch.device) -> bool:
+    """``cfg.compile``, or by default: on CUDA, as the paper trains; off on the CPU, where compiling costs more
+    than it gains."""
+    return cfg.compile if cfg.compile is not None else device.type == "cuda"
 
 
 def plan_steps(cfg: TrainConfig, world: int) -> StepPlan:
@@ -103,11 +153,13 @@ def plan_steps(cfg: TrainConfig, world: int) -> StepPlan:
     return StepPlan(local_batch, steps_per_epoch, cfg.epochs * steps_per_epoch)
 
 
-def build_training_model(cfg: TrainConfig) -> LoRAT:
+def build_training_model(cfg: TrainConfig, init: Optional[LoRATCheckpoint] = None) -> LoRAT:
     """The variant with the run's LoRA settings: DINOv2 weights from ``cfg.backbone`` (random when None), fresh
-    adapters and head; every weight trainable and no adapters with ``cfg.full_finetune``."""
+    adapters and head; every weight trainable and no adapters with ``cfg.full_finetune``. Fine-tuning from
+    ``init`` builds the adapters at that checkpoint's rank unless ``cfg.lora_rank`` says otherwise."""
     mc = get_config(cfg.variant)
-    overrides = {k: v for k, v in (("lora_rank", cfg.lora_rank), ("lora_alpha", cfg.lora_alpha)) if v is not None}
+    rank = cfg.lora_rank if cfg.lora_rank is not None or init is None else init.lora_rank
+    overrides = {k: v for k, v in (("lora_rank", rank), ("lora_alpha", cfg.lora_alpha)) if v is not None}
     mc = mc.replace(lora_dropout=cfg.lora_dropout, **overrides)
     return create_model(mc, cfg.backbone, lora=not cfg.full_finetune, init_values=cfg.layer_scale_init)
 
@@ -145,14 +197,33 @@ def _checkpoint_due(cfg: TrainConfig, step: int, steps_per_epoch: int) -> bool:
             or (cfg.checkpoint_every_steps > 0 and step % cfg.checkpoint_every_steps == 0))
 
 
-def _finish(cfg: TrainConfig, proc: Process, model: LoRAT) -> Dict[str, Any]:
+def _validation_due(cfg: TrainConfig, step: int, plan: StepPlan) -> bool:
+    """Every ``cfg.val_interval`` epochs and after the last step."""
+    epoch, into_epoch = divmod(step, plan.steps_per_epoch)
+    return step == plan.total_steps or (into_epoch == 0 and epoch % cfg.val_interval == 0)
+
+
+def _validate(cfg: TrainConfig, proc: Process, model: LoRAT, datasets: List[SequenceDataset], step: int,
+              steps_per_epoch: int, precision: str, logger: RunLogger) -> None:
+    """Track the validation sequences with the current weights into ``val/epoch_<N>/`` and log the main
+    scores; training goes on in training mode."""
+    epoch = step / steps_per_epoch
+    report = evaluate(model, datasets, os.path.join(cfg.output_dir, "val", f"epoch_{math.ceil(epoch):03d}"),
+                      precision=precision, max_sequences=cfg.val_sequences, rank=proc.rank, world=proc.world,
+                      progress=False)  # the training bar stays the one bar
+    keys = ("sequences", "ao", "sr50", "sr75", "auc", "precision", "norm_precision", "mean_iou")
+    logger.validation(step, epoch, {name: {k: m[k] for k in keys if k in m} for name, m in report.items()})
+    model.train()
+
+
+def _finish(cfg: TrainConfig, proc: Process, model: LoRAT, progress: bool) -> Dict[str, Any]:
     """After the last step: the final weights, and the one-pass evaluation when the run has evaluation data."""
     if proc.main:
         save_checkpoint(model, os.path.join(cfg.output_dir, "model.safetensors"))
     if not (cfg.evaluate_at_end and cfg.eval_data):
         return {}
     report = evaluate(model, _datasets(cfg.eval_data), os.path.join(cfg.output_dir, "eval"),
-                      max_sequences=cfg.eval_sequences, rank=proc.rank, world=proc.world)
+                      max_sequences=cfg.eval_sequences, rank=proc.rank, world=proc.world, progress=progress)
     if proc.main:
         print(format_report(report), flush=True)
     return report

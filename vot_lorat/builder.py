@@ -10,7 +10,8 @@ from .backbone import create_vit
 from .config import LoRATConfig, get_config
 from .convert import dinov2_to_lorat, dinov2_to_timm, infer_dinov2
 from .lora import iter_lora, merge_lora, set_lora_scaling
-from .lorat_weights import LORA, LORA_FULL, MERGED, LoRATCheckpoint, check_compatible, read_checkpoint
+from .lorat_weights import (LORA, MERGED, BackboneNotLoRATError, LoRATCheckpoint, check_compatible,
+                            infer_variant, needs_backbone, read_checkpoint)
 from .model import LoRAT
 from .weights_io import WeightFileError, optional_path, read_state_dict
 
@@ -115,25 +116,36 @@ def load_checkpoint(model: LoRAT, ckpt: LoRATCheckpoint) -> None:
     model.load_state_dict(ckpt.state, strict=False)
 
 
-def load_model(variant: Union[str, LoRATConfig], backbone: Optional[str] = None, weights: Optional[str] = None,
-               device: Union[str, torch.device] = "cpu", *, merge: Optional[bool] = None) -> LoRAT:
-    """An eval-mode LoRAT for ``variant`` ("B-224", ..., "tiny").
+def load_model(variant: Union[str, LoRATConfig, None], backbone: Optional[str] = None,
+               weights: Optional[str] = None, device: Union[str, torch.device] = "cpu", *,
+               merge: Optional[bool] = None) -> LoRAT:
+    """An eval-mode LoRAT for ``variant`` ("B-224", ..., "tiny"; None: the one ``weights`` was made for, see
+    :func:`vot_lorat.lorat_weights.infer_variant`).
 
     ``backbone``: Meta ``dinov2_vit*14_pretrain.pth`` or timm ``.safetensors``; needed unless ``weights`` is a
     whole (merged or fully fine-tuned) model. ``weights``: a LoRAT checkpoint in any released layout, whose
     adapters set the LoRA rank; None gives fresh adapters and head (for training). ``merge`` folds LoRA into the
     weights (default: when weights are given), so the forward pass costs what the plain ViT costs.
     """
-    config = get_config(variant) if isinstance(variant, str) else variant
     backbone = optional_path(backbone)
     weights = optional_path(weights)
-    ckpt = read_checkpoint(weights) if weights is not None else None
+    try:
+        ckpt = read_checkpoint(weights) if weights is not None else None
+    except BackboneNotLoRATError as exc:
+        if backbone is None:
+            raise
+        raise WeightFileError(f"backbone and weights look swapped: {exc}, and the LoRAT weights may be the file "
+                              f"given as backbone ({backbone})") from None
+    if variant is None:
+        if ckpt is None:
+            raise ValueError("give the variant, or LoRAT weights to read it from")
+        variant = infer_variant(ckpt)
+    config = get_config(variant) if isinstance(variant, str) else variant
     if ckpt is not None:
         check_compatible(ckpt, config)  # load_checkpoint checks again; here a wrong file fails before a ViT is built
         if ckpt.lora_rank is not None:
             config = config.replace(lora_rank=ckpt.lora_rank)
-    self_contained = ckpt is not None and ckpt.layout in (MERGED, LORA_FULL) and "pos_embed" in ckpt.state
-    if backbone is None and not self_contained:
+    if backbone is None and (ckpt is None or needs_backbone(ckpt)):
         if ckpt is not None:
             spec = config.backbone
             raise WeightFileError(

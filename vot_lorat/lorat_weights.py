@@ -9,12 +9,13 @@ Key names are converted in ``convert``; loading into a model is ``builder.load_c
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import torch
 
-from .config import LoRATConfig
+from .config import VARIANTS, LoRATConfig
 from .convert import from_lorat_2024, from_lorat_safetensors, infer_lorat, to_official
 from .lora import iter_lora
 from .model import LoRAT
@@ -47,6 +48,42 @@ def _layout(state: Dict[str, torch.Tensor]) -> str:
                           "(blocks.N.attn.qkv.weight); keys start with " + ", ".join(list(state)[:4]))
 
 
+class BackboneNotLoRATError(WeightFileError):
+    """The file given as LoRAT weights is a plain ViT (a DINOv2 backbone): the two paths may be swapped."""
+
+
+VARIANT_IN_PATH = re.compile(r"(?<![A-Za-z])([SBLg])-(224|378)(?!\d)")
+
+
+def variant_from_path(path: str) -> Optional[str]:
+    """``.../LoRAT-L-378/model.bin`` -> ``L-378`` (the released folders carry the variant in their names)."""
+    found = VARIANT_IN_PATH.findall(path)
+    return f"{found[-1][0]}-{found[-1][1]}" if found else None
+
+
+def infer_variant(ckpt: LoRATCheckpoint) -> str:
+    """The variant a checkpoint was made for: the one saved in it, else the only variant its shapes fit (the ViT
+    from the weights, the search size from a whole model's position embedding), else the one its path names
+    (``LoRAT-L-378/model.bin``: the released LoRA files fit both crop sizes of their ViT)."""
+    saved = ckpt.metadata.get("variant")
+    if saved in VARIANTS:
+        return saved
+    found = infer_lorat(ckpt.state)
+    tokens = ckpt.state["pos_embed"].shape[1] if "pos_embed" in ckpt.state else None
+    fits = [c.name for c in VARIANTS.values()
+            if found.embed_dim is not None and found.fits(c.backbone) and tokens in (None, c.search_grid ** 2)]
+    if len(fits) == 1:
+        return fits[0]
+    named = variant_from_path(ckpt.path)
+    if named in fits:
+        return named
+    if not fits:
+        raise WeightFileError(f"{ckpt.path}: no LoRAT variant fits this checkpoint ({found.name()}); is it a LoRAT "
+                              f"checkpoint?")
+    raise WeightFileError(f"{ckpt.path}: the checkpoint's shapes fit {', '.join(fits)}; give the variant "
+                          f"(--variant, LORAT_VARIANT)")
+
+
 def read_checkpoint(path: str) -> LoRATCheckpoint:
     """Read any LoRAT layout (see module doc) from safetensors or a torch pickle."""
     raw, meta = read_with_metadata(path, "LoRAT weights", "Give the local path of a LoRAT checkpoint (the released "
@@ -60,11 +97,20 @@ def read_checkpoint(path: str) -> LoRATCheckpoint:
         layout = _layout(state)
     except WeightFileError as exc:
         raise WeightFileError(f"{path}: {exc}") from None
+    if layout == MERGED and not any(k.startswith("head.") for k in state):
+        raise BackboneNotLoRATError(f"{path} holds a ViT without the LoRAT head (no head.*): a DINOv2 backbone, "
+                                    f"not LoRAT weights")
     ranks = {v.shape[0] for k, v in state.items() if k.endswith(".lora.A")}
     if len(ranks) > 1:
         raise WeightFileError(f"{path}: LoRA adapters of different ranks {sorted(ranks)}; not a LoRAT checkpoint")
     return LoRATCheckpoint(path=path, state=state, layout=layout, lora_rank=ranks.pop() if ranks else None,
                            lora_alpha=alpha, use_rslora=use_rslora, metadata=meta)
+
+
+def needs_backbone(ckpt: LoRATCheckpoint) -> bool:
+    """True unless the checkpoint is a whole model (merged or the full training model, position embedding
+    included): the released LoRA-only files need the DINOv2 weights they were trained on."""
+    return not (ckpt.layout in (MERGED, LORA_FULL) and "pos_embed" in ckpt.state)
 
 
 def check_compatible(ckpt: LoRATCheckpoint, config: LoRATConfig) -> None:

@@ -129,9 +129,58 @@ def resolve_overlaps(masks: Sequence[np.ndarray], priority: Sequence[float],
     return out
 
 
+def keep_every_object(resolved: Sequence[np.ndarray], rects: Sequence[Optional[PixelRect]],
+                      claimed: Optional[Sequence[np.ndarray]] = None) -> List[np.ndarray]:
+    """Ties must not erase an object: one that claimed pixels but was left none (every pixel of it went to
+    objects that won it, as when two objects have the same box) takes an equal share of its region back.
+
+    The rule: the object's region (its ``rects`` entry) is cut across its longer side into as many equal strips
+    as objects claim pixels of it, and the object takes the strip at its place among those objects in object
+    order; the others keep the rest. Two objects with one box thus split it in halves, the first object
+    taking the left (or top) half. ``resolved``: the disjoint masks; ``claimed``: each object's mask before
+    overlaps were resolved (None: each object claimed its whole rectangle, as box masks do); ``rects``: where
+    each claimed mask lies (None or an empty rectangle for an object with no pixels). Masks that change are
+    copied first.
+    """
+    out = list(resolved)
+
+    def claim(k: int, r: PixelRect) -> np.ndarray:
+        """Object k's claimed pixels inside rectangle r, as an array of r's shape."""
+        if claimed is not None:
+            return claimed[k][r[1]:r[3], r[0]:r[2]]
+        window = np.zeros((r[3] - r[1], r[2] - r[0]), dtype=bool)
+        cut = intersection(rects[k], r) if rects[k] is not None else None
+        if cut is not None:
+            window[cut[1] - r[1]:cut[3] - r[1], cut[0] - r[0]:cut[2] - r[0]] = True
+        return window
+
+    for i, rect in enumerate(rects):
+        if rect is None or rect[0] >= rect[2] or rect[1] >= rect[3] or out[i][rect[1]:rect[3], rect[0]:rect[2]].any():
+            continue
+        own = claim(i, rect)
+        if not own.any():
+            continue
+        sharers = [k for k, r in enumerate(rects)
+                   if k == i or (r is not None and intersection(r, rect) is not None and (claim(k, rect) & own).any())]
+        place, n = sharers.index(i), len(sharers)
+        x1, y1, x2, y2 = rect
+        strip = np.zeros_like(own)
+        if x2 - x1 >= y2 - y1:
+            lo, hi = (x2 - x1) * place // n, (x2 - x1) * (place + 1) // n
+            strip[:, lo:hi] = own[:, lo:hi]
+        else:
+            lo, hi = (y2 - y1) * place // n, (y2 - y1) * (place + 1) // n
+            strip[lo:hi] = own[lo:hi]
+        for k in sharers:
+            out[k] = out[k].copy()
+            out[k][y1:y2, x1:x2][strip] = k == i
+    return out
+
+
 class BoxMaskGenerator:
     """Masks without a segmentation model: each box filled, overlaps given to the more confident object
-    (rectangle arithmetic: every mask is its box minus the boxes of the more confident objects)."""
+    (rectangle arithmetic: every mask is its box minus the boxes of the more confident objects), and no object
+    erased by a tie (:func:`keep_every_object`)."""
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> List[FrameMask]:
         h, w = image.shape[:2]
@@ -147,4 +196,5 @@ class BoxMaskGenerator:
                 if cut is not None:
                     mask[cut[1]:cut[3], cut[0]:cut[2]] = False
             masks[i] = mask
+        masks = keep_every_object(masks, rects)
         return [FrameMask(m, rect) for m, rect in zip(masks, rects)]

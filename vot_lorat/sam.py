@@ -34,7 +34,7 @@ from .convert import infer_sam_encoder
 from .crop import crop_image, image_mean, siamfc_params
 from .device import PRECISIONS, autocast
 from .image_io import frame_tensor
-from .masks import FrameMask, PixelRect, box_rect, intersection, resolve_overlaps
+from .masks import FrameMask, PixelRect, box_rect, intersection, keep_every_object, resolve_overlaps
 from .weights_io import WeightFileError, read_state_dict
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
@@ -171,7 +171,7 @@ class SamMaskGenerator:
         cost no SAM work. ``confidences`` (the tracker's; default all equal) break ties where masks
         overlap and SAM's logits do not decide.
         """
-        frame = frame_tensor(image, torch.device("cpu"))  # checks the image; a view, no copy
+        frame = frame_tensor(image, torch.device("cpu"))  # checks the image; a view of a CPU image, no copy
         height, width = frame.shape[:2]
         boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
@@ -188,13 +188,14 @@ class SamMaskGenerator:
                 if self.options.mode == "crop":
                     logits, to_grid = self._decode_crops(frame.to(self.device), boxes[present])
                 else:
-                    logits, to_grid = self._decode_frame(image, boxes[present])
+                    logits, to_grid = self._decode_frame(frame.numpy(), boxes[present])
             for i, patch in zip(present, self._to_frame(logits.float(), to_grid, width, height)):
                 patches[i], fallback[i] = self._guard(patch, boxes[i], width, height)
         masks = [np.zeros((height, width), dtype=bool) for _ in patches]
         masks = [m if p is None else p.paste(m, p.mask) for m, p in zip(masks, patches)]
         rects = [None if p is None else p.rect for p in patches]
-        masks = resolve_overlaps(masks, priority, self._contest_logits(patches, width, height), rects)
+        masks = keep_every_object(resolve_overlaps(masks, priority, self._contest_logits(patches, width, height),
+                                                   rects), rects, masks)
         return [MaskResult(m, r, f) for m, r, f in zip(masks, rects, fallback)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Protocol, Sequence
 import numpy as np
 
 from . import box as bx
+from .image_io import Frame
 from .masks import FrameMask
 from .tracker import TrackResult
 
@@ -26,17 +27,17 @@ class Tracker(Protocol):
     def reset(self) -> None:
         """Forget every object."""
 
-    def add_object(self, image: np.ndarray, box_xyxy: np.ndarray) -> int:
+    def add_object(self, image: Frame, box_xyxy: np.ndarray) -> int:
         """Start tracking the object in ``box_xyxy``; returns its id. Raises ValueError on an empty box."""
 
-    def track(self, image: np.ndarray) -> List[TrackResult]:
+    def track(self, image: Frame) -> List[TrackResult]:
         """One result per object, in the order the objects were added."""
 
 
 class MaskGenerator(Protocol):
     """Box -> mask: :class:`vot_lorat.masks.BoxMaskGenerator` or :class:`vot_lorat.sam.SamMaskGenerator`."""
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray, confidences: np.ndarray) -> Sequence[FrameMask]:
+    def __call__(self, image: Frame, boxes: np.ndarray, confidences: np.ndarray) -> Sequence[FrameMask]:
         """N disjoint full-frame masks for ``boxes`` (N, 4) xyxy; ``confidences`` (N,) settle overlaps."""
 
 
@@ -70,7 +71,7 @@ class TrackingSession:
         self.slots: List[_Slot] = []
         self._tracked: List[int] = []  # tracker ids in the order they were added: the order of track()'s results
 
-    def start(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
+    def start(self, image: Optional[Frame], boxes: Sequence[Optional[np.ndarray]],
               masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
         """New sequence. ``boxes``: xyxy per object, None for an empty initial region; ``masks``: the initial
         masks when the toolkit sent masks (the answer repeated if the next frame cannot be read)."""
@@ -79,7 +80,7 @@ class TrackingSession:
         self._tracked = []
         return self.add(image, boxes, masks)
 
-    def add(self, image: Optional[np.ndarray], boxes: Sequence[Optional[np.ndarray]],
+    def add(self, image: Optional[Frame], boxes: Sequence[Optional[np.ndarray]],
             masks: Optional[Sequence[Optional[FrameMask]]] = None) -> List[ObjectState]:
         """Objects that start in this frame; returns their first answers (the given regions)."""
         out = []
@@ -96,7 +97,7 @@ class TrackingSession:
             out.append(slot.last)
         return out
 
-    def _begin(self, slot: _Slot, image: np.ndarray) -> None:
+    def _begin(self, slot: _Slot, image: Frame) -> None:
         """Start tracking a slot's object; one that cannot start is reported absent from then on."""
         try:
             slot.tracker_id = self.tracker.add_object(image, slot.pending_box)
@@ -106,7 +107,7 @@ class TrackingSession:
             slot.last = ABSENT
         slot.pending_box = None
 
-    def step(self, image: Optional[np.ndarray]) -> List[ObjectState]:
+    def step(self, image: Optional[Frame]) -> List[ObjectState]:
         """Answers for every object; ``image`` None (unreadable frame) repeats the last answers."""
         if image is None:
             return [s.last for s in self.slots]
@@ -116,7 +117,7 @@ class TrackingSession:
         live = [s for s in self.slots if s.tracker_id is not None]
         if live:
             results: Dict[int, TrackResult] = dict(zip(self._tracked, self.tracker.track(image)))
-            states = [ObjectState(results[s.tracker_id].box, results[s.tracker_id].confidence) for s in live]
+            states = [ObjectState(results[s.tracker_id].box_xyxy, results[s.tracker_id].confidence) for s in live]
             if self.absence_threshold is not None:  # absent for this frame; the tracker keeps its state
                 states = [st if st.confidence >= self.absence_threshold else ObjectState(None, st.confidence)
                           for st in states]

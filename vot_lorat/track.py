@@ -1,39 +1,54 @@
-"""``python -m vot_lorat.track``: track one object in a video file or a folder of frames, no toolkit needed.
+"""``python -m vot_lorat.track``: track objects in a video file or a folder of frames, no toolkit needed.
 
-Writes one ``x,y,w,h`` line per frame (the first is the given box) and, optionally, a video with the
-boxes drawn. Unreadable frames are logged and keep the last box.
+Writes one line per frame with ``x,y,w,h`` of every object, in ``--init`` order (the first line holds the
+given boxes), and optionally a video with the boxes drawn. Unreadable frames are logged and keep the last
+boxes. Frames are read by a background thread while the tracker works on the previous one; a progress bar
+(frames, speed, time left) goes to stderr when it is a terminal.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import re
 import sys
 import time
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import cv2
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from . import box as bx
 from .builder import load_model
 from .config import list_variants
-from .device import resolve_device
-from .image_io import list_frames, read_rgb
+from .device import resolve_device, resolve_precision
+from .image_io import IMAGE_EXTENSIONS, Frame, frame_array, list_frames, read_frame
+from .prefetch import read_ahead
 from .tracker import PRECISIONS, LoRATTracker
 
 log = logging.getLogger("vot_lorat.track")
 
 
-def frames(path: str) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
-    """(index, RGB frame or None when it cannot be decoded) from a folder of images or a video file."""
+def frames(path: str, device: torch.device = torch.device("cpu")) -> Iterator[Tuple[int, Optional[Frame]]]:
+    """(index, RGB frame or None when it cannot be decoded) from a folder of images (decoded onto ``device``)
+    or a video file."""
     if os.path.isdir(path):
         names = list_frames(path)
+        kept = set(names)
+        skipped = sorted(n for n in os.listdir(path)
+                         if n not in kept and not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
+        if skipped:
+            log.warning("skipping %d file%s in %s that %s not %s frames: %s%s", len(skipped),
+                        "s" if len(skipped) > 1 else "", path, "are" if len(skipped) > 1 else "is",
+                        "/".join(e[1:] for e in IMAGE_EXTENSIONS), ", ".join(skipped[:5]),
+                        " ..." if len(skipped) > 5 else "")
         if not names:
-            raise ValueError(f"no .jpg/.png/.bmp frames in folder {path}")
+            raise ValueError(f"no frames ({' '.join(IMAGE_EXTENSIONS)}) in folder {path}")
         for i, name in enumerate(names):
             try:
-                yield i, read_rgb(os.path.join(path, name))
+                yield i, read_frame(os.path.join(path, name), device)
             except OSError as exc:
                 log.error("%s; keeping the last box", exc)
                 yield i, None
@@ -58,78 +73,155 @@ def check_input(path: str) -> None:
         raise ValueError(f"input not found: {path} (give a video file or a folder of frames)")
 
 
+def frame_count(path: str) -> Optional[int]:
+    """How many frames the input has, for the progress bar (None where a video does not say)."""
+    if os.path.isdir(path):
+        return len(list_frames(path))
+    video = cv2.VideoCapture(path)
+    count = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) if video.isOpened() else 0
+    video.release()
+    return count if count > 0 else None
+
+
 def parse_box(text: str) -> np.ndarray:
+    """``--init`` text, ``x,y,w,h`` or ``"x y w h"``, as an xyxy box."""
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",")]
+        values = [float(v) for v in re.split(r"[,\s]+", text.strip())]
     except ValueError:
         values = []
-    if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-        raise ValueError(f"--init must be x,y,w,h with positive w and h, got {text!r}")
+    if len(values) != 4 or not np.isfinite(values).all() or values[2] <= 0 or values[3] <= 0:
+        raise ValueError(f"--init must be x,y,w,h (commas or spaces): four finite numbers with positive w and h; "
+                         f"got {text!r}")
     return bx.xywh_to_xyxy(values)
 
 
-def draw(image: np.ndarray, box: np.ndarray, confidence: float) -> np.ndarray:
-    out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
-    cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), 2)
-    cv2.putText(out, f"{confidence:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+def open_output(path: str) -> TextIO:
+    """The boxes file, opened (its folder made) before any work, so that a bad path costs no tracking time;
+    lines are written as frames are tracked, so an interrupted run keeps what it tracked."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return open(path, "w")
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc}") from None
+
+
+def draw(image: Frame, boxes: Sequence[np.ndarray], confidences: Sequence[float]) -> np.ndarray:
+    out = cv2.cvtColor(frame_array(image), cv2.COLOR_RGB2BGR)
+    for k, (box, confidence) in enumerate(zip(boxes, confidences)):
+        colour = _COLOURS[k % len(_COLOURS)]
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
+        cv2.putText(out, f"{k}: {confidence:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1)
     return out
 
 
-def track(tracker: LoRATTracker, path: str, init_xyxy: np.ndarray, output: str,
-          save_video: Optional[str] = None) -> dict:
-    """Run the tracker over every frame; returns counts and speed."""
+_COLOURS = ((0, 255, 0), (0, 128, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255), (255, 0, 0))  # BGR
+
+
+def track(tracker: LoRATTracker, stream: Iterator[Tuple[int, Optional[Frame]]], inits: List[np.ndarray],
+          output: TextIO, save_video: Optional[str] = None, total: Optional[int] = None,
+          progress: bool = False) -> dict:
+    """Run the tracker over every frame of ``stream`` (the first one starts the objects ``inits``, xyxy) and
+    write a line of x,y,w,h per object per frame to ``output``; returns counts and speed."""
     writer = None
-    lines, model_seconds, start = [], 0.0, time.perf_counter()
-    box, confidence = init_xyxy, 1.0
-    for index, image in frames(path):
-        if index == 0:
-            if image is None:
-                raise ValueError(f"the first frame of {path} cannot be read: there is nothing to initialise on")
-            tracker.add_object(image, init_xyxy)
-        elif image is not None:
-            t = time.perf_counter()
-            result = tracker.track(image)[0]
-            model_seconds += time.perf_counter() - t
-            box, confidence = result.box, result.confidence
-        lines.append(",".join(f"{v:.2f}" for v in bx.xyxy_to_xywh(box)))
-        if save_video and image is not None:
-            if writer is None:
-                writer = cv2.VideoWriter(save_video, cv2.VideoWriter_fourcc(*"mp4v"), 30,
-                                         (image.shape[1], image.shape[0]))
-            writer.write(draw(image, box, confidence))
+    count, model_seconds, start = 0, 0.0, time.perf_counter()
+    boxes, confidences = list(inits), [1.0] * len(inits)
+    with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, disable=not progress) as bar:
+        for index, image in stream:
+            if index == 0:
+                if image is None:
+                    raise ValueError("the first frame cannot be read: there is nothing to initialise on")
+                for box in inits:
+                    tracker.add_object(image, box)
+            elif image is not None:
+                t = time.perf_counter()
+                results = tracker.track(image)
+                model_seconds += time.perf_counter() - t
+                boxes = [r.box_xyxy for r in results]
+                confidences = [r.confidence for r in results]
+            output.write(",".join(f"{v:.2f}" for box in boxes for v in bx.xyxy_to_xywh(box)) + "\n")
+            if save_video and image is not None:
+                if writer is None:
+                    writer = cv2.VideoWriter(save_video, cv2.VideoWriter_fourcc(*"mp4v"), 30,
+                                             (image.shape[1], image.shape[0]))
+                    if not writer.isOpened():
+                        raise ValueError(f"cannot write the video {save_video} (OpenCV has no mp4v writer here?)")
+                writer.write(draw(image, boxes, confidences))
+            count += 1
+            bar.update()
     if writer is not None:
         writer.release()
-    with open(output, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return {"frames": len(lines), "seconds": time.perf_counter() - start,
-            "tracking_fps": (len(lines) - 1) / model_seconds if model_seconds else float("nan")}
+    return {"frames": count, "seconds": time.perf_counter() - start,
+            "tracking_fps": (count - 1) / model_seconds if model_seconds else float("nan")}
+
+
+def check_inside(inits: List[np.ndarray], texts: Sequence[str], image: Optional[Frame]) -> None:
+    """Every ``--init`` box must overlap the first frame: one wholly outside would track nothing."""
+    if image is None:
+        raise ValueError("the first frame cannot be read: there is nothing to initialise on")
+    height, width = image.shape[:2]
+    for box, text in zip(inits, texts):
+        if not bx.is_valid(bx.clip(box, width, height)):
+            raise ValueError(f"--init {text!r} lies outside the first frame ({width}x{height}); give x,y,w,h "
+                             f"inside it")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vot_lorat.track", description=__doc__)
-    p.add_argument("--variant", required=True, help=", ".join(list_variants()))
-    p.add_argument("--backbone", help="DINOv2 weights (not needed for whole-model checkpoints such as the demo's)")
-    p.add_argument("--weights", required=True, help="LoRAT checkpoint")
-    p.add_argument("--input", required=True, help="video file or folder of frames")
-    p.add_argument("--init", required=True, help="x,y,w,h of the target in the first frame")
-    p.add_argument("--output", required=True, help="boxes.txt: one x,y,w,h line per frame")
-    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
-    p.add_argument("--save-video", help="also write an mp4 with the boxes drawn")
+    p.add_argument("--weights", required=True, help="LoRAT weights: a released model.bin, a model.safetensors "
+                   "from python -m training, or a whole model such as the demo's")
+    p.add_argument("--variant", help=f"{', '.join(list_variants())} (default: the one the weights were made for, "
+                   "from their saved variant, their shapes or a LoRAT-L-378 folder name)")
+    p.add_argument("--backbone", help="the DINOv2 weights the LoRAT weights need (default: none, which is right "
+                   "for whole-model weights such as the demo's)")
+    p.add_argument("--input", required=True, help="a video file or a folder of frames (natural order: frame2 "
+                   f"before frame10; {' '.join(IMAGE_EXTENSIONS)})")
+    p.add_argument("--init", required=True, action="append", help="x,y,w,h (or \"x y w h\") of an object in "
+                   "the first frame; repeat it to track several objects")
+    p.add_argument("--output", required=True, help="the boxes file: one line per frame with x,y,w,h of every "
+                   "object in --init order (its folder is made if needed)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N "
+                   "(default: auto)")
+    p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
+                   help="auto: fp16 on a GPU, fp32 on a CPU; int8: CPU only (default: auto)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0: torch's default, one per "
+                   "core (on a busy machine 1 or 2 is often much faster) (default: 0)")
+    p.add_argument("--save-video", help="also write an mp4 with the boxes drawn (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway when stderr is "
+                   "not a terminal)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        init = parse_box(args.init)
+        inits = [parse_box(text) for text in args.init]
         check_input(args.input)
-        model = load_model(args.variant, args.backbone, args.weights, device=resolve_device(args.device))
-        stats = track(LoRATTracker(model, args.precision), args.input, init, args.output, args.save_video)
+        if args.threads < 0:
+            raise ValueError(f"--threads {args.threads}: give a number of CPU threads, or 0 for torch's default")
+        if args.save_video:
+            os.makedirs(os.path.dirname(os.path.abspath(args.save_video)), exist_ok=True)
+        with open_output(args.output) as output:
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            device = resolve_device(args.device)
+            stream = read_ahead(frames(args.input, device))
+            first = next(stream, (0, None))
+            check_inside(inits, args.init, first[1])  # before the model is loaded
+            model = load_model(args.variant, args.backbone, args.weights, device=device)
+            if args.variant is None:
+                log.info("variant %s (from the checkpoint)", model.config.name)
+            tracker = LoRATTracker(model, resolve_precision(args.precision, device))
+            stats = track(tracker, _chain(first, stream), inits, output, args.save_video,
+                          frame_count(args.input), progress=not args.quiet and sys.stderr.isatty())
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{stats['frames']} frames -> {args.output} ({stats['tracking_fps']:.1f} fps tracking, "
-          f"{stats['seconds']:.1f} s in all)")
+    print(f"{stats['frames']} frames, {len(inits)} object(s) -> {args.output} ({stats['tracking_fps']:.1f} fps "
+          f"tracking, {stats['seconds']:.1f} s in all)")
     return 0
+
+
+def _chain(first: Tuple[int, Optional[Frame]], rest: Iterator) -> Iterator[Tuple[int, Optional[Frame]]]:
+    yield first
+    yield from rest
 
 
 if __name__ == "__main__":

@@ -2,25 +2,31 @@
 every frame), for many objects at once.
 
 Every object keeps its own template, token mask, padding colour and box; each frame, all objects'
-search crops go through the network in one batched forward pass.
+search crops go through the network in one batched forward pass. What a frame needs is computed once per
+frame, for all objects together: the frame on the device, the crop geometry, the crops themselves
+(written in place into a preallocated batch, see :class:`vot_lorat.crop.CropBatch`) and the boxes.
 """
 from __future__ import annotations
 
+import logging
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
-from typing import ContextManager, Dict, List, Optional, Union
+from typing import ContextManager, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from . import box as bx
-from .crop import CropParams, crop_image, image_mean, normalize, siamfc_params, token_mask
+from .crop import CropBatch, image_mean, normalize, siamfc_params, token_mask
 from .device import PRECISIONS as AUTOCAST_PRECISIONS, autocast
-from .image_io import frame_tensor
+from .image_io import Frame, frame_tensor
 from .lora import has_lora
 from .model import LoRAT
 from .postprocess import hann_window_2d, select_boxes
+
+log = logging.getLogger(__name__)
 
 # the tracker's precisions: autocast, or int8 dynamic quantisation of the Linear layers (CPU only)
 PRECISIONS = (*AUTOCAST_PRECISIONS, "int8")
@@ -28,16 +34,34 @@ PRECISIONS = (*AUTOCAST_PRECISIONS, "int8")
 
 @dataclass
 class TrackResult:
-    box: np.ndarray  # xyxy in image pixels, clipped to the image (may have zero area)
+    """One object's answer for one frame; the box convention is in the field's name."""
+
+    box_xyxy: np.ndarray  # x1, y1, x2, y2 in image pixels, clipped to the image (may have zero area)
     confidence: float  # sigmoid score at the chosen cell, before the window blend
+
+    @property
+    def box_xywh(self) -> np.ndarray:
+        """x, y, w, h: the convention of VOT, of ``vot_lorat.track --init`` and of its output."""
+        return bx.xyxy_to_xywh(self.box_xyxy)
 
 
 @dataclass
 class _Object:
     template: torch.Tensor  # (3, Hz, Wz) normalised
     token_mask: torch.Tensor  # (gz, gz) int64
-    fill: torch.Tensor  # (3,) padding colour: the mean of the frame the object started in
+    fill: torch.Tensor  # (3,) padding colour, normalised: the mean of the frame the object started in
     box: np.ndarray  # search state: last valid output box, xyxy
+
+
+@dataclass
+class _Batch:
+    """What the objects' batched forward pass reuses from frame to frame, until objects come or go."""
+
+    objects: List[_Object]
+    templates: torch.Tensor  # (N, 3, Hz, Wz)
+    token_masks: torch.Tensor  # (N, gz, gz)
+    fills: torch.Tensor  # (N, 3) normalised
+    search: CropBatch  # the search crops, rewritten in place every frame
 
 
 def quantize_int8(model: LoRAT, inplace: bool = False) -> torch.nn.Module:
@@ -63,7 +87,8 @@ class LoRATTracker:
     """Tracks any number of objects; objects can be added at any frame.
 
     ``add_object(image, box)`` takes an xyxy box and returns an id; ``track(image)`` returns one
-    :class:`TrackResult` per object in the order they were added.
+    :class:`TrackResult` per object in the order they were added. Images are (H, W, 3) uint8 RGB numpy
+    arrays or tensors on any device (a frame decoded on the GPU stays there).
     """
 
     def __init__(self, model: LoRAT, precision: str = "fp32") -> None:
@@ -77,38 +102,69 @@ class LoRATTracker:
         self.hann_window = hann_window_2d(grid, grid, self.device)
         self.objects: Dict[int, _Object] = {}
         self._next_id = 0
-        self._batch: Optional[tuple] = None
+        self._batch: Optional[_Batch] = None
+        self._start_frame: Optional[Tuple[weakref.ref, torch.Tensor, torch.Tensor]] = None
+        self._frame_size: Optional[Tuple[int, int]] = None  # (height, width) of the last frame seen
         self.timing: Dict[str, float] = {}
 
     def reset(self) -> None:
         self.objects.clear()
         self._batch = None
+        self._start_frame = None
+        self._frame_size = None
 
-    def add_object(self, image: Union[np.ndarray, torch.Tensor], box_xyxy) -> int:
+    def add_object(self, image: Frame, box_xyxy) -> int:
         """Start tracking the object in ``box_xyxy`` (image pixels). Raises ValueError on an empty box."""
-        frame = image if isinstance(image, torch.Tensor) else frame_tensor(image, self.device)
         box = np.asarray(box_xyxy, dtype=np.float64)
         if box.shape != (4,) or not np.isfinite(box).all() or not bx.is_valid(box):
             raise ValueError(f"initial box must be a finite xyxy box with positive size, got {box_xyxy}")
+        frame, fill = self._frame_and_fill(image)
+        height, width = frame.shape[:2]
+        if min(height, width) < self.config.min_object_size:
+            log.warning("starting an object in a %dx%d frame, smaller than the %g px the tracker searches at least: "
+                        "its boxes mean little", width, height, self.config.min_object_size)
+        self._follow_frame_size(height, width)
         size = self.config.template_size
-        fill = image_mean(frame)
-        params = siamfc_params(box, self.config.template_area_factor, (size, size))
-        crop, real = crop_image(frame, params, (size, size), fill)
-        mask = token_mask(real.apply(box), size, self.config.template_grid)
+        crop = CropBatch(1, size, self.device)
+        real = crop.fill(frame, siamfc_params(box[None], self.config.template_area_factor, (size, size)), fill[None])
+        mask = token_mask(real.apply(box)[0], size, self.config.template_grid)
         obj_id = self._next_id
         self._next_id += 1
-        self.objects[obj_id] = _Object(normalize(crop), torch.from_numpy(mask).to(self.device), fill, box)
+        self.objects[obj_id] = _Object(crop.batch[0], torch.from_numpy(mask).to(self.device), fill, box)
         self._batch = None
         return obj_id
+
+    def _frame_and_fill(self, image: Frame) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The frame on the device and its normalised mean colour, computed once for all objects that start
+        in the same frame (the session adds them one by one with the same image)."""
+        if self._start_frame is not None and self._start_frame[0]() is image:
+            return self._start_frame[1], self._start_frame[2]
+        frame = frame_tensor(image, self.device)
+        fill = normalize(image_mean(frame).view(3, 1, 1)).view(3)
+        self._start_frame = (weakref.ref(image), frame, fill)
+        return frame, fill
+
+    def _follow_frame_size(self, height: int, width: int) -> None:
+        """Frames of one sequence share a size; when they do not, a search state outside the new frame would
+        give clipped, empty boxes forever, so every state is moved (and shrunk if needed) into the frame."""
+        if self._frame_size is not None and self._frame_size != (height, width):
+            old_h, old_w = self._frame_size
+            log.warning("frame size changed from %dx%d to %dx%d: moving the %d object state(s) into the new frame",
+                        old_w, old_h, width, height, len(self.objects))
+            for obj in self.objects.values():
+                obj.box = bx.move_into(obj.box, width, height)
+        self._frame_size = (height, width)
 
     def remove_object(self, obj_id: int) -> None:
         del self.objects[obj_id]
         self._batch = None
 
-    def _templates(self):
+    def _objects_batch(self) -> _Batch:
         if self._batch is None:
             objs = list(self.objects.values())
-            self._batch = (torch.stack([o.template for o in objs]), torch.stack([o.token_mask for o in objs]))
+            self._batch = _Batch(objs, torch.stack([o.template for o in objs]),
+                                 torch.stack([o.token_mask for o in objs]), torch.stack([o.fill for o in objs]),
+                                 CropBatch(len(objs), self.config.search_size, self.device))
         return self._batch
 
     def _sync(self) -> None:
@@ -116,46 +172,37 @@ class LoRATTracker:
             torch.cuda.synchronize(self.device)
 
     @torch.inference_mode()
-    def track(self, image: Union[np.ndarray, torch.Tensor], profile: bool = False) -> List[TrackResult]:
+    def track(self, image: Frame, profile: bool = False) -> List[TrackResult]:
         """One frame for every object. With ``profile`` the step times land in ``self.timing``."""
         if not self.objects:
             return []
         t0 = time.perf_counter()
-        frame = image if isinstance(image, torch.Tensor) else frame_tensor(image, self.device)
+        self._start_frame = None  # objects added later start in another frame
+        frame = frame_tensor(image, self.device)
         height, width = frame.shape[:2]
+        self._follow_frame_size(height, width)
+        batch = self._objects_batch()
         size = self.config.search_size
-        crops, params = [], []
-        for obj in self.objects.values():
-            crop_box = bx.enlarge_to_min_size(obj.box, self.config.min_object_size)
-            p = siamfc_params(crop_box, self.config.search_area_factor, (size, size))
-            crop, real = crop_image(frame, p, (size, size), obj.fill)
-            crops.append(crop)
-            params.append(real)
-        x = normalize(torch.stack(crops))
-        z, z_mask = self._templates()
+        crop_boxes = bx.enlarge_to_min_size(np.stack([o.box for o in batch.objects]), self.config.min_object_size)
+        real = batch.search.fill(frame, siamfc_params(crop_boxes, self.config.search_area_factor, (size, size)),
+                                 batch.fills)
         if profile:
             self._sync()
         t1 = time.perf_counter()
         with precision_context(self.precision, self.device):
-            out = self.model(z, x, z_mask)
+            out = self.model(batch.templates, batch.search.batch, batch.token_masks)
         if profile:
             self._sync()
         t2 = time.perf_counter()
         boxes, conf = select_boxes(out["score_map"], out["boxes"], self.hann_window, self.config.window_penalty)
         found = torch.cat([boxes * size, conf[:, None]], dim=1).cpu().numpy().astype(np.float64)
-        results = []
-        for obj, real, row in zip(self.objects.values(), params, found):
-            results.append(self._update(obj, real, row[:4], float(row[4]), width, height))
+        # back-project and clip; a box becomes the search state only if it is a proper box
+        boxes_out = bx.clip(real.invert(found[:, :4]), width, height)
+        for obj, box, proper in zip(batch.objects, boxes_out, bx.is_valid(boxes_out)):
+            if proper:
+                obj.box = box
+        results = [TrackResult(box, float(c)) for box, c in zip(boxes_out, found[:, 4])]
         t3 = time.perf_counter()
         if profile:
             self.timing = {"preprocess": t1 - t0, "model": t2 - t1, "postprocess": t3 - t2}
         return results
-
-    @staticmethod
-    def _update(obj: _Object, real: CropParams, box_in_crop: np.ndarray, confidence: float, width: int,
-                height: int) -> TrackResult:
-        """Back-project, clip, and keep the box as the search state only if it is a proper box."""
-        out = bx.clip(real.invert(box_in_crop), width, height)
-        if bx.is_valid(out):
-            obj.box = out
-        return TrackResult(out, confidence)

@@ -13,6 +13,8 @@ import sys
 from dataclasses import replace
 from typing import Dict, List, Optional, Sequence
 
+from .config import get_config
+from .lorat_weights import infer_variant, needs_backbone, read_checkpoint
 from .trax_server import ServerConfig
 
 # the analyses of the toolkit's tests/multiobject stack: VOTS quality, accuracy/robustness, NRE/DRE/ADQ
@@ -29,14 +31,6 @@ experiments:
       - {type: longterm_ar, name: AR}
       - {type: average_quality_auxiliary, name: Auxiliary}
 """
-
-VARIANT_IN_PATH = re.compile(r"(?<![A-Za-z])([SBLg])-(224|378)(?!\d)")
-
-
-def variant_from_path(path: str) -> Optional[str]:
-    """``.../LoRAT-L-378/model.bin`` -> ``L-378`` (the released folders carry the variant in their names)."""
-    found = VARIANT_IN_PATH.findall(path)
-    return f"{found[-1][0]}-{found[-1][1]}" if found else None
 
 
 def _entry(name: str, label: str, repo: str, python: str, cfg: ServerConfig, timeout: int) -> str:
@@ -147,12 +141,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "trackers":
-            variant = args.variant or (variant_from_path(args.weights) if args.weights else None)
-            if variant is None:
-                raise ValueError("cannot tell the variant from the weights path: pass --variant (e.g. L-378)")
             for label, path in (("backbone", args.backbone), ("weights", args.weights), ("SAM", args.sam)):
                 if path and not os.path.isfile(os.path.expanduser(path)):
                     raise ValueError(f"{label} file not found: {path}")
+            if not args.weights:
+                raise ValueError("--weights is required: the LoRAT checkpoint to track with")
+            ckpt = read_checkpoint(os.path.expanduser(args.weights))
+            variant = args.variant or infer_variant(ckpt)
+            if not args.backbone and needs_backbone(ckpt):
+                spec = get_config(variant).backbone
+                raise ValueError(f"{args.weights} holds only the LoRAT adapters and head: pass --backbone, the "
+                                 f"DINOv2 {spec.name} weights it was trained on "
+                                 f"({spec.meta_file or 'a DINOv2 checkpoint'})")
             text = trackers_ini(args.repo, args.python, variant, args.backbone, args.weights, args.device,
                                 args.precision, args.threads, args.timeout, args.sam, args.sam_model,
                                 args.sam_mode, args.absence_threshold, args.static)

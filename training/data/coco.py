@@ -9,7 +9,8 @@ Layout (either image folder works)::
       (and val2017 likewise)
 
 One sequence per annotation with ``iscrowd == 0`` and a box of positive width and height (COCO boxes are
-x,y,w,h in 0-based pixels); ``dropped`` counts the crowd and degenerate annotations left out. Splits: ``train``, ``val``.
+x,y,w,h in 0-based pixels); ``dropped`` counts the crowd and degenerate annotations left out. Splits:
+``train``, ``val``.
 """
 from __future__ import annotations
 

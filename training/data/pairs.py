@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, Sampler
 
 from vot_lorat import box as bx
 
+from ..interrupt import ignore_in_worker
 from .sampler import EpochPicker, sample_frames
 from .sequence import SequenceDataset
 from .transform import PairTransform
@@ -84,5 +85,7 @@ class StepBatchSampler(Sampler[List[int]]):
 
 
 def worker_init(_: int) -> None:
-    """Data workers use one thread each: the main process owns the cores."""
+    """Data workers use one thread each: the main process owns the cores. They leave Ctrl-C and SIGTERM to the
+    main process, which stops the run at a step boundary and shuts them down itself."""
     torch.set_num_threads(1)
+    ignore_in_worker()
