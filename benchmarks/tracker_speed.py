@@ -236,11 +236,9 @@ def trax_times(checkouts: Dict[str, Path], variant: str, args: argparse.Namespac
 
 
 def trax_table(rows: List[Dict]) -> str:
-    headers = ["checkout", "variant", "objects", "TraX ms/frame", "model ms", "outside model / model",
-               "best frame: TraX / model ms", "best: outside / model"]
+    headers = ["checkout", "variant", "objects", "TraX ms/frame", "model ms", "outside model / model"]
     cells = [[r["checkout"], r["variant"], str(r["objects"]), f"{r['trax_ms']:.2f}", f"{r['model_ms']:.2f}",
-              f"{100 * r['outside_share']:.1f} %", f"{r['trax_best_ms']:.2f} / {r['model_best_ms']:.2f}",
-              f"{100 * r['outside_share_best']:.1f} %"] for r in rows]
+              f"{100 * r['outside_share']:.1f} %"] for r in rows]
     return markdown_table(headers, cells)
 
 
@@ -309,14 +307,12 @@ def main() -> None:
                           file=sys.stderr)
                 if args.trax:
                     trax_ms, model_ms = trax_times(checkouts, variant, args, precision, model, paths, boxes[:count])
-                    model_median, model_best = statistics.median(model_ms), min(model_ms)
+                    model_median = statistics.median(model_ms)
                     for label, ms in trax_ms.items():
-                        median, best = statistics.median(ms), min(ms)
+                        median = statistics.median(ms)
                         trax_rows.append({"checkout": label, "path": str(checkouts[label]), "variant": variant,
                                           "objects": count, "trax_ms": median, "model_ms": model_median,
                                           "outside_share": (median - model_median) / model_median,
-                                          "trax_best_ms": best, "model_best_ms": model_best,
-                                          "outside_share_best": (best - model_best) / model_best,
                                           "trax_times_ms": ms, "model_times_ms": model_ms})
                         print(f"{variant} {count} objects, TraX server of {label}: {median:.2f} ms/frame",
                               file=sys.stderr)
@@ -329,10 +325,9 @@ def main() -> None:
              f"read ahead, weights: {weights}; shares are of the model time")
     sections = [(title, table(rows))]
     if trax_rows:
-        sections.append(("TraX servers per frame as the toolkit times them (medians, and the fastest frame, which "
-                         "another job on the machine disturbs least), same frames and settings, the servers and a "
-                         "forward pass of the model alone taking turns frame by frame; outside model = TraX time - "
-                         "model time", trax_table(trax_rows)))
+        sections.append(("TraX servers per frame as the toolkit times them (medians), same frames and settings, the "
+                         "servers and a forward pass of the model alone taking turns frame by frame; outside model = "
+                         "TraX time - model time", trax_table(trax_rows)))
     emit_tables(sections, args.markdown)
     settings = {"variants": args.variants, "objects": args.objects, "precision": precision, "masks": args.masks,
                 "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup, "weights": weights,

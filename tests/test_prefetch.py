@@ -59,6 +59,15 @@ def test_in_order_every_frame_after_the_first_was_read_ahead(frames):
     assert len(reader.calls) == len(frames)
 
 
+def test_reads_quicker_than_the_threshold_are_not_read_ahead(frames):
+    reader = Reader()
+    with FramePrefetcher(reader, min_read_s=60.0) as prefetcher:
+        assert [prefetcher.read(p) for p in frames] == list(range(1, 8))
+    assert (prefetcher.hits, prefetcher.misses) == (0, 0)
+    assert all(name == threading.current_thread().name for _, name in reader.calls)
+    assert len(reader.calls) == len(frames)
+
+
 def test_wrong_guesses_fall_back_to_reading_the_requested_file(frames):
     reader = Reader()
     with FramePrefetcher(reader) as prefetcher:

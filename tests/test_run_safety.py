@@ -213,3 +213,26 @@ def test_a_signal_checkpoints_and_says_how_to_resume(tmp_path, sig, extra):
     assert cli_main(["train", *args, "--output", str(tmp_path / "straight"), "--stop-after", str(step + 2)]) == 0
     name = os.path.join("checkpoints", step_name(step + 2), "model.safetensors")
     assert weights_equal(out / name, tmp_path / "straight" / name)
+
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_at_the_same_step(tmp_path):
+    """torchrun passes SIGTERM on to its ranks; they agree on the step, write one checkpoint and say so."""
+    out = tmp_path / "run"
+    args = [*ARGS, "--epochs", "40", "--checkpoint-interval", "100", "--device", "cpu"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541"]
+    proc = subprocess.Popen([*torchrun, "-m", "training", "train", *args, "--output", str(out)], cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_rows(out / "log.jsonl", 3, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    steps = [int(s) for s in re.findall(r"interrupted at step (\d+)", err)]
+    assert len(steps) == 2 and steps[0] == steps[1], err  # both ranks, at one step
+    step = steps[0]
+    state = torch.load(out / "checkpoints" / step_name(step) / "state.pt", weights_only=False)
+    assert state["step"] == step and len(state["rng"]) == 2

@@ -19,8 +19,8 @@ from trax.server import Request
 
 import vot_lorat
 from official_files import meta_dinov2_state
+from scenes import write_scene_frames
 from tiny_sam import build_tiny_sam
-from training.data.synthetic import SyntheticScene
 from vot_lorat.image_io import read_rgb
 from vot_lorat.masks import BoxMaskGenerator
 from vot_lorat.sam import SamMaskGenerator, SamOptions
@@ -148,13 +148,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def scene_frames(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("frames")
-    scene = SyntheticScene(4242, 5, num_targets=1)
-    paths = []
-    for t in range(5):
-        paths.append(str(folder / f"{t:08d}.jpg"))
-        cv2.imwrite(paths[-1], cv2.cvtColor(scene.render(t), cv2.COLOR_RGB2BGR))
-    return scene, paths
+    return write_scene_frames(tmp_path_factory.mktemp("frames"), 4242, 5, targets=1)
 
 
 def _glue(model, masks=None) -> TraxTracker:

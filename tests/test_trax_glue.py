@@ -1,7 +1,6 @@
 """The TraX request handling with real trax regions and requests, without a toolkit process."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,23 +9,16 @@ from trax.image import FileImage
 from trax.server import Request
 
 import vot_lorat
+from scenes import write_scene_frames
 from vot_lorat.masks import BoxMaskGenerator
 from vot_lorat.session import TrackingSession
 from vot_lorat.tracker import LoRATTracker
 from vot_lorat.trax_server import TraxTracker
-from training.data.synthetic import SyntheticScene
 
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("frames")
-    scene = SyntheticScene(4242, 6, num_targets=2)
-    paths = []
-    for t in range(6):
-        path = folder / f"{t:08d}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(scene.render(t), cv2.COLOR_RGB2BGR))
-        paths.append(str(path))
-    return scene, paths
+    return write_scene_frames(tmp_path_factory.mktemp("frames"), 4242, 6, targets=2)
 
 
 def _glue(masks: bool) -> TraxTracker:

@@ -48,9 +48,10 @@ def _add_evaluate(sub) -> None:
                    help="dataset to evaluate on, repeatable, e.g. lasot:/d/LaSOT,split=test")
     p.add_argument("--output", required=True,
                    help="folder for the result files (in each benchmark's format), metrics and submission zips")
-    p.add_argument("--device", default="auto", help="auto: cuda when available (under torchrun: this rank's GPU)")
+    p.add_argument("--device", default="auto", help="auto (the default): cuda when available (under torchrun: this "
+                                                    "rank's GPU), else cpu; or cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                   help="int8: dynamic quantisation of the merged model, CPU only")
+                   help="autocast precision (default: fp32); int8: dynamic quantisation of the merged model, CPU only")
     p.add_argument("--max-sequences", type=int, default=0, metavar="N",
                    help="at most N sequences per dataset (default: 0, all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (default: 0, torch's default)")

@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Generic, Iterable, Iterator, Optional, Tuple, TypeVar
 
@@ -38,14 +39,20 @@ class FramePrefetcher(Generic[T]):
     A request for the path read ahead waits for that read (its error, if any, is raised as the direct
     read would raise it); any other path is read directly and the guess is dropped. ``hits`` and
     ``misses`` count the two cases.
+
+    Handing a read to the thread costs something too (waking it, sharing the GIL with the tracker): with
+    ``min_read_s`` the next path is read ahead only when the last read took at least that long, so that
+    small frames, whose decoding costs less than the hand-off, are read directly.
     """
 
     def __init__(self, reader: Callable[[str], T],
-                 predict: Callable[[str], Optional[str]] = next_frame_path) -> None:
+                 predict: Callable[[str], Optional[str]] = next_frame_path, min_read_s: float = 0.0) -> None:
         self.reader = reader
         self.predict = predict
+        self.min_read_s = min_read_s
         self.hits = 0
         self.misses = 0
+        self._last_read_s = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vot_lorat-prefetch")
         self._pending: Optional[Tuple[str, Future]] = None
 
@@ -59,13 +66,20 @@ class FramePrefetcher(Generic[T]):
             if pending is not None:
                 self.misses += 1
                 pending[1].cancel()
-            return self.reader(path)
+            return self._timed_read(path)
         finally:
-            self._start(next_path if next_path is not None else self.predict(path))
+            if self._last_read_s >= self.min_read_s:
+                self._start(next_path if next_path is not None else self.predict(path))
+
+    def _timed_read(self, path: str) -> T:
+        start = time.perf_counter()
+        frame = self.reader(path)
+        self._last_read_s = time.perf_counter() - start
+        return frame
 
     def _start(self, path: Optional[str]) -> None:
         if path is not None and os.path.isfile(path):
-            self._pending = (path, self._pool.submit(self.reader, path))
+            self._pending = (path, self._pool.submit(self._timed_read, path))
 
     def close(self) -> None:
         """Drop the frame read ahead and stop the thread."""

@@ -281,9 +281,11 @@ def serve(cfg: ServerConfig) -> int:
     device = resolve_device(cfg.device)
     tracker = build_tracker(cfg, device)
     session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
-    # the toolkit asks for color/00000042.jpg after color/00000041.jpg: that file is read while 41 is tracked
+    # the toolkit asks for color/00000042.jpg after color/00000041.jpg: that file is read while 41 is tracked,
+    # unless reading takes under 1 ms (400x300 JPEGs: 0.4 ms), less than handing it to the thread costs
+    # (benchmarks/README.md, the frame pipeline)
     frame_device = torch.device("cpu") if cfg.variant == "static" else device
-    frames = FramePrefetcher(functools.partial(read_frame, device=frame_device))
+    frames = FramePrefetcher(functools.partial(read_frame, device=frame_device), min_read_s=1e-3)
     glue = TraxTracker(session, masks=cfg.mask != "none", read=frames.read)
     name = tracker.config.name if isinstance(tracker, LoRATTracker) else "static"
     log.info("%s ready on %s (masks: %s)", name, device, cfg.mask)
