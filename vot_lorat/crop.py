@@ -174,6 +174,7 @@ class CropBatch:
         self._taps = torch.empty(2, count, size, size * 6, device=device)
         self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
         self._scale, self._shift = _normalizer(device)
+        self._channel_scale = self._scale.view(3).cpu().numpy()
 
     def fill(self, image: torch.Tensor, params: CropParams, fills: torch.Tensor) -> CropParams:
         count, _, size, _ = self.batch.shape
@@ -199,9 +200,9 @@ class CropBatch:
         row_w = torch.from_numpy(weights[:, 1, :, :, None]).to(device)  # (N, 2, S, 1)
         torch.mul(self._taps[0], row_w[:, 0], out=self._rows)
         self._rows.addcmul_(self._taps[1], row_w[:, 1])
-        # the column weights, times the normalisation's channel scale: (N, 1, S * 6)
-        col_w = torch.from_numpy(np.ascontiguousarray(col_weights.transpose(0, 2, 1))).to(device)  # (N, S, 2)
-        self._rows.mul_((col_w[..., None] * self._scale.view(3)).view(count, 1, size * 6))
+        # the column weights, times the normalisation's channel scale (made in numpy: one tensor operation fewer)
+        col_w = col_weights.transpose(0, 2, 1)[..., None] * self._channel_scale  # (N, S, 2, 3) float32
+        self._rows.mul_(torch.from_numpy(col_w.reshape(count, 1, size * 6)).to(device))
         pair = self._rows.view(count, size, size, 2, 3).permute(3, 0, 4, 1, 2)  # (2, N, 3, S, S)
         torch.add(pair[0], pair[1], out=self.batch).add_(self._shift)
         for k in np.flatnonzero((target[:, :, 0] > 0).any(1) | (target[:, :, 1] < size).any(1)):
