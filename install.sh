@@ -18,7 +18,7 @@ if .venv/bin/python -m pip show -q trax >/dev/null 2>&1; then
     echo "install.sh: the unrelated 'trax' package is installed and hides vot-trax; run: .venv/bin/pip uninstall trax" >&2
     exit 1
 fi
-.venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, vot_lorat" \
+.venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, simplejpeg, vot_lorat" \
     || { echo "install.sh: the installed packages do not import; see the error above" >&2; exit 1; }
 echo "$want" > "$stamp"
 echo "install.sh: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

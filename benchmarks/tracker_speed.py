@@ -1,14 +1,14 @@
 """Per-frame time of the whole LoRAT tracker step for 1 to 16 objects: JPEG decode, crops, model, post-processing,
 and with ``--trax`` the per-frame time of the TraX server as the VOT toolkit measures it.
 
-Each frame is read from a JPEG file with ``vot_lorat.image_io.read_frame`` (decoded onto ``--device``) by a
-``FramePrefetcher``, which decodes the next file in a background thread as the TraX server does; ``decode``
-is the time the step waits for its frame and ``decode (thread)`` the decoding itself (``--no-prefetch``
-decodes in the step). Then ``LoRATTracker.track(image, profile=True)`` reports its preprocess (crops and
-normalisation of all objects), model (one batched forward pass) and postprocess (window, arg-max,
-back-projection) times, synchronising the GPU around the model. Every time is the median over the timed
-frames. The share outside the model is (decode + preprocess + postprocess + masks) / model, and without the
-decode (the tracker's own overhead).
+Each frame is read from a JPEG file as the TraX server reads it: on the CPU by a ``ProcessPrefetcher``
+(a child process decodes the next file into shared memory), on a GPU by a ``FramePrefetcher`` (a thread
+decodes it there); ``decode`` is the time the step waits for its frame and ``decode (ahead)`` the reading
+itself, in the child or the thread (``--no-prefetch`` decodes in the step with ``read_frame``). Then
+``LoRATTracker.track(image, profile=True)`` reports its preprocess (crops and normalisation of all objects),
+model (one batched forward pass) and postprocess (window, arg-max, back-projection) times, synchronising the
+GPU around the model. Every time is the median over the timed frames. The share outside the model is
+(decode + preprocess + postprocess + masks) / model, and without the decode (the tracker's own overhead).
 
 With ``--trax``, ``python -m vot_lorat`` runs as a TraX server on the same frames, objects and settings, driven
 by the TraX client the toolkit uses; its per-frame time is the toolkit's (request sent to answer received),
@@ -31,6 +31,7 @@ for adapter-only checkpoints) name a real checkpoint; either way LoRA is merged,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -54,7 +55,9 @@ from vot_lorat.device import resolve_precision
 from vot_lorat.image_io import read_frame
 from vot_lorat.masks import BoxMaskGenerator, crop_to_content
 from vot_lorat.model import LoRAT
+from vot_lorat.host_memory import reuse_freed_memory
 from vot_lorat.prefetch import FramePrefetcher
+from vot_lorat.prefetch_process import ProcessPrefetcher, can_fork
 from vot_lorat.tracker import PRECISIONS, LoRATTracker, precision_context
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,14 +110,19 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
     first = reader(paths[0])
     for i, box in enumerate(boxes):
         trackers[i if sequential else 0].add_object(first, box)
-    parts: Dict[str, List[float]] = {name: [] for name in (*PARTS, "decode_thread")}
+    parts: Dict[str, List[float]] = {name: [] for name in (*PARTS, "decode_ahead")}
     make_masks = BoxMaskGenerator()
-    prefetcher = FramePrefetcher(reader)
+    if not prefetch:
+        prefetcher = None
+    elif device.type == "cpu" and can_fork():  # as the TraX server reads on the CPU
+        prefetcher = ProcessPrefetcher()
+    else:
+        prefetcher = FramePrefetcher(reader)
 
     def step(i: int) -> None:
         start = time.perf_counter()
         path = paths[1 + i]
-        image = prefetcher.read(path) if prefetch else reader(path)
+        image = prefetcher.read(path) if prefetcher is not None else reader(path)
         decode = time.perf_counter() - start
         spent = dict.fromkeys(PARTS[1:], 0.0)
         results = []
@@ -130,11 +138,12 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
             spent["masks"] = time.perf_counter() - start
         if i >= warmup:
             parts["decode"].append(decode * 1e3)
-            parts["decode_thread"].append(reader.ms[path])
+            ahead = isinstance(prefetcher, ProcessPrefetcher)
+            parts["decode_ahead"].append(prefetcher.ahead_s * 1e3 if ahead else reader.ms[path])
             for name in PARTS[1:]:
                 parts[name].append(spent[name] * 1e3)
 
-    with prefetcher:
+    with prefetcher if prefetcher is not None else contextlib.nullcontext():
         totals = time_calls(step, warmup, frames, device)
     medians = {f"{name}_ms": statistics.median(values) for name, values in parts.items()}
     medians["total_ms"] = statistics.median(totals)
@@ -142,9 +151,9 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
 
 
 def table(rows: List[Dict]) -> str:
-    headers = ["variant", "objects", "forward", "decode ms", "decode (thread) ms", "preprocess ms", "model ms",
+    headers = ["variant", "objects", "forward", "decode ms", "decode (ahead) ms", "preprocess ms", "model ms",
                "postprocess ms", "masks ms", "total ms", "fps", "outside model / model", "pre+post / model"]
-    cells = [[r["variant"], str(r["objects"]), r["forward"], f"{r['decode_ms']:.2f}", f"{r['decode_thread_ms']:.2f}",
+    cells = [[r["variant"], str(r["objects"]), r["forward"], f"{r['decode_ms']:.2f}", f"{r['decode_ahead_ms']:.2f}",
               *(f"{r[f'{name}_ms']:.2f}" for name in PARTS[1:]), f"{r['total_ms']:.2f}", f"{r['fps']:.1f}",
               f"{100 * r['outside_share']:.1f} %", f"{100 * r['tracker_overhead_share']:.1f} %"]
              for r in rows]
@@ -267,7 +276,7 @@ def main() -> None:
     parser.add_argument("--sequential", action="store_true",
                         help="also time one tracker per object (no batching), for comparison")
     parser.add_argument("--no-prefetch", dest="prefetch", action="store_false",
-                        help="decode every frame in the step instead of in a background thread")
+                        help="decode every frame in the step instead of ahead of it")
     parser.add_argument("--trax", action="store_true", help="also time the TraX server (needs --weights)")
     parser.add_argument("--trax-checkout", type=parse_checkout, action="append",
                         help="LABEL=PATH of a vot_lorat checkout whose TraX server to time (repeatable; default: "
@@ -275,6 +284,7 @@ def main() -> None:
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
+    reuse_freed_memory()  # frame buffers reused, as in the TraX server
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")

@@ -13,7 +13,7 @@ from PIL import Image
 import vot_lorat
 from vot_lorat import box as bx
 from vot_lorat.crop import CropBatch, crop_image, image_mean, normalize, siamfc_params, token_mask
-from vot_lorat.image_io import read_frame, read_rgb
+from vot_lorat.image_io import decode_jpeg_into, read_frame, read_rgb
 from vot_lorat.postprocess import hann_window_2d, select_boxes
 from vot_lorat.tracker import LoRATTracker
 from training.data.synthetic import SceneStyle, SyntheticScene
@@ -54,6 +54,21 @@ def test_read_frame_gives_opencvs_pixels(image_files, name):
     frame = read_frame(str(image_files / name))
     assert frame.dtype == torch.uint8 and frame.is_contiguous()
     assert np.array_equal(frame.numpy(), expected)
+
+
+@pytest.mark.parametrize("name, decoded", [
+    ("plain.jpg", True), ("progressive.jpg", True), ("full_chroma.jpeg", True), ("grey.jpg", True),
+    ("rotated.JPG", False), ("cmyk.jpg", False), ("truncated.jpg", False), ("lossless.png", False)])
+def test_decode_jpeg_into_gives_read_frames_pixels_or_leaves_the_file_to_it(image_files, name, decoded):
+    path = str(image_files / name)
+    out = np.full(200 * 200 * 3, 7, dtype=np.uint8)
+    shape = decode_jpeg_into(path, out)
+    if decoded:
+        assert shape == (120, 160, 3)
+        assert np.array_equal(out[:120 * 160 * 3].reshape(shape), read_frame(path).numpy())
+    else:
+        assert shape is None and (out == 7).all()
+    assert decode_jpeg_into(path, np.empty(100, dtype=np.uint8)) is None  # too small a buffer: untouched too
 
 
 def test_unreadable_frames_raise_the_same_error(tmp_path):

@@ -53,6 +53,21 @@ def test_objects_added_later_join_the_batch(model, scene):
     assert len(out) == 2 and list(tracker.objects) == [0, late]
 
 
+def test_warm_up_leaves_no_trace(model, scene):
+    """A warmed-up tracker tracks exactly as a fresh one, from id 0; one that holds objects is left alone."""
+    fresh, warmed = LoRATTracker(model), LoRATTracker(model)
+    warmed.warm_up()
+    assert not warmed.objects
+    for tracker in (fresh, warmed):
+        assert [tracker.add_object(scene.render(0), scene.boxes(i)[0]) for i in range(2)] == [0, 1]
+    warmed.warm_up()
+    assert list(warmed.objects) == [0, 1]
+    for frame in range(1, 6):
+        image = scene.render(frame)
+        for a, b in zip(fresh.track(image), warmed.track(image)):
+            assert np.array_equal(a.box_xyxy, b.box_xyxy) and a.confidence == b.confidence
+
+
 def test_output_box_is_clipped_and_state_only_takes_valid_boxes(model):
     tracker = LoRATTracker(model)
     image = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)

@@ -169,9 +169,8 @@ class CropBatch:
     def __init__(self, count: int, size: int, device: torch.device) -> None:
         self.batch = torch.empty(count, 3, size, size, device=device)
         # every output pixel blends rows (r, r + 1) and columns (c, c + 1): for both rows, the 6 bytes of
-        # pixels c and c + 1, as uint8 and as float
+        # pixels c and c + 1
         self._pairs = torch.empty(2 * count * size * size, 6, dtype=torch.uint8, device=device)
-        self._taps = torch.empty(2, count, size, size * 6, device=device)
         self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
         self._scale, self._shift = _normalizer(device)
         self._channel_scale = self._scale.view(3).cpu().numpy()
@@ -196,10 +195,10 @@ class CropBatch:
         starts = torch.from_numpy(rows[:, :, :, None] * width + cols[:, None]).to(device)  # first pixel of each pair
         pixel_pairs = image.reshape(-1).as_strided((height * width - 1, 6), (3, 1))
         torch.index_select(pixel_pairs, 0, starts.view(-1), out=self._pairs)
-        self._taps.view(-1, 6).copy_(self._pairs)
+        taps = self._pairs.view(2, count, size, size * 6)  # uint8, made float inside the products
         row_w = torch.from_numpy(weights[:, 1, :, :, None]).to(device)  # (N, 2, S, 1)
-        torch.mul(self._taps[0], row_w[:, 0], out=self._rows)
-        self._rows.addcmul_(self._taps[1], row_w[:, 1])
+        torch.mul(taps[0], row_w[:, 0], out=self._rows)
+        self._rows.addcmul_(taps[1], row_w[:, 1])
         # the column weights, times the normalisation's channel scale (made in numpy: one tensor operation fewer)
         col_w = col_weights.transpose(0, 2, 1)[..., None] * self._channel_scale  # (N, S, 2, 3) float32
         self._rows.mul_(torch.from_numpy(col_w.reshape(count, 1, size * 6)).to(device))

@@ -5,10 +5,11 @@ import logging
 import os
 import re
 import warnings
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
+import simplejpeg
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -93,6 +94,31 @@ def _decode_jpeg(path: str, device: torch.device) -> Optional[torch.Tensor]:
     elif image.shape[0] != 3:  # CMYK: OpenCV's colour conversion differs from libjpeg's by 1
         return None
     return image.permute(1, 2, 0).to(device).contiguous()  # torchvision decodes HWC on the CPU: no copy
+
+
+def decode_jpeg_into(path: str, out: np.ndarray) -> Optional[Tuple[int, int, int]]:
+    """Decode a JPEG straight into ``out`` (a flat uint8 buffer, shared memory for instance) with
+    :func:`read_frame`'s pixels; return its (H, W, 3) shape, or None where only :func:`read_frame` can read it
+    (not a JPEG, EXIF orientation, CMYK, cut short, damaged, larger than ``out``) and ``out`` was not used.
+
+    simplejpeg is libjpeg-turbo with its default (accurate) DCT and upsampling, as torchvision and OpenCV,
+    and writes into the given buffer: reading ahead into shared memory then needs no copy of the frame."""
+    if not path.lower().endswith(JPEG_EXTENSIONS):
+        return None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    except (OSError, ValueError):
+        return None
+    if (colorspace not in ("Gray", "YCbCr", "RGB") or height * width * 3 > out.size
+            or _ends_early(bytes(data[:2]), bytes(data[-_JPEG_TAIL:]))
+            or bytes(data[:65536]).find(_EXIF_HEADER) >= 0):  # EXIF: OpenCV may rotate; read_frame decides
+        return None
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out[:height * width * 3], strict=True)
+    except ValueError:  # damaged: OpenCV decodes what it can
+        return None
+    return height, width, 3
 
 
 def frame_tensor(image: Frame, device: torch.device) -> torch.Tensor:

@@ -24,6 +24,7 @@ from . import box as bx
 from .builder import load_model
 from .config import list_variants
 from .device import resolve_device, resolve_precision
+from .host_memory import reuse_freed_memory
 from .image_io import IMAGE_EXTENSIONS, Frame, frame_array, list_frames, read_frame
 from .prefetch import read_ahead
 from .tracker import PRECISIONS, LoRATTracker
@@ -202,6 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.threads:
                 torch.set_num_threads(args.threads)
             device = resolve_device(args.device)
+            reuse_freed_memory()  # before the reading thread: its frame buffers are reused
             stream = read_ahead(frames(args.input, device))
             first = next(stream, (0, None))
             check_inside(inits, args.init, first[1])  # before the model is loaded

@@ -15,7 +15,7 @@ import re
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,9 +24,11 @@ import trax
 from . import box as bx
 from .builder import load_model
 from .device import resolve_device, resolve_precision
+from .host_memory import reuse_freed_memory
 from .image_io import Frame, read_frame
 from .masks import BoxMaskGenerator, FrameMask, box_rect, crop_to_content, pad_mask, tight_box
 from .prefetch import FramePrefetcher
+from .prefetch_process import ProcessPrefetcher, can_fork
 from .session import MaskGenerator, ObjectState, Tracker, TrackingSession
 from .static_tracker import StaticTracker
 from .tracker import LoRATTracker
@@ -271,45 +273,56 @@ def build_tracker(cfg: ServerConfig, device: torch.device) -> Tracker:
         log.warning("LORAT_RANDOM_WEIGHTS=1: tracking with random weights; the boxes mean nothing")
     model = load_model(cfg.variant or ("B-224" if cfg.weights is None else None), cfg.backbone, cfg.weights,
                        device=device)
-    return LoRATTracker(model, precision=resolve_precision(cfg.precision, device))
+    tracker = LoRATTracker(model, precision=resolve_precision(cfg.precision, device))
+    tracker.warm_up()  # before the handshake: the toolkit times every request, not the start-up
+    return tracker
+
+
+def frame_reader(cfg: ServerConfig, device: torch.device) -> Union[ProcessPrefetcher, FramePrefetcher]:
+    """What reads the frames. The toolkit asks for color/00000042.jpg after color/00000041.jpg, so 42 is read
+    while 41 is tracked: on the CPU by a child process, forked here, before the model is loaded; on a GPU
+    by a thread that decodes there, when reading takes 1 ms or more (a thread costs the tracker about that
+    much; benchmarks/README.md, the frame pipeline)."""
+    frame_device = torch.device("cpu") if cfg.variant == "static" else device
+    if frame_device.type == "cpu" and can_fork():
+        return ProcessPrefetcher()
+    return FramePrefetcher(functools.partial(read_frame, device=frame_device), min_read_s=1e-3)
 
 
 def serve(cfg: ServerConfig) -> int:
     """Load the model, then answer TraX requests until the toolkit quits."""
+    reuse_freed_memory()  # a frame buffer per request, reused instead of faulted in afresh
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    tracker = build_tracker(cfg, device)
-    session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
-    # the toolkit asks for color/00000042.jpg after color/00000041.jpg: that file is read while 41 is tracked,
-    # unless reading takes under 1 ms (400x300 JPEGs: 0.4 ms), less than handing it to the thread costs
-    # (benchmarks/README.md, the frame pipeline)
-    frame_device = torch.device("cpu") if cfg.variant == "static" else device
-    frames = FramePrefetcher(functools.partial(read_frame, device=frame_device), min_read_s=1e-3)
-    glue = TraxTracker(session, masks=cfg.mask != "none", read=frames.read)
-    name = tracker.config.name if isinstance(tracker, LoRATTracker) else "static"
-    log.info("%s ready on %s (masks: %s)", name, device, cfg.mask)
-    # rectangles: a few hundred bytes per answer, which the buffer's pipe always holds; TRAX_SOCKET: no stdout
-    out = MessageBuffer(cfg.mask == "none" and os.name == "posix" and not os.environ.get("TRAX_SOCKET"))
-    try:
-        with frames, _trax_server() as server:
-            out.flush()  # the hello
-            while True:
-                request = server.wait()
-                if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
-                    break
-                try:
-                    if request.type == trax.TraxStatus.INITIALIZE:
-                        reply = glue.initialize(request)
-                    else:
-                        reply = glue.frame(request)
-                except Exception:  # one bad frame must not end the sequence: report and go on
-                    log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
-                    reply = glue.recover(request)
-                server.status(reply)
-                out.flush()
-    finally:
-        out.close()  # after the server's quit message
+    with frame_reader(cfg, device) as frames:
+        tracker = build_tracker(cfg, device)
+        session = TrackingSession(tracker, build_mask_generator(cfg, device), cfg.absence_threshold)
+        glue = TraxTracker(session, masks=cfg.mask != "none", read=frames.read)
+        name = tracker.config.name if isinstance(tracker, LoRATTracker) else "static"
+        log.info("%s ready on %s (masks: %s)", name, device, cfg.mask)
+        # rectangles: a few hundred bytes per answer, which the buffer's pipe always holds; TRAX_SOCKET: no stdout
+        out = MessageBuffer(cfg.mask == "none" and os.name == "posix" and not os.environ.get("TRAX_SOCKET"))
+        try:
+            with _trax_server() as server:
+                out.flush()  # the hello
+                while True:
+                    request = server.wait()
+                    if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
+                        break
+                    try:
+                        if request.type == trax.TraxStatus.INITIALIZE:
+                            reply = glue.initialize(request)
+                        else:
+                            reply = glue.frame(request)
+                    except Exception:  # one bad frame must not end the sequence: report and go on
+                        log.error("error while tracking, answering with the last regions:\n%s",
+                                  traceback.format_exc())
+                        reply = glue.recover(request)
+                    server.status(reply)
+                    out.flush()
+        finally:
+            out.close()  # after the server's quit message
     return 0
 
 
