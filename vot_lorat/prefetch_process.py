@@ -3,7 +3,7 @@
 A reading thread (:class:`vot_lorat.prefetch.FramePrefetcher`) shares the interpreter lock with the tracker.
 Each time it enters Python again (after reading the file, after decoding, for every small tensor step) the
 tracker's thread waits for it, and for the wake-ups between cores: on the 2-core test machine that cost
-the tracker 0.3 to 0.6 ms per frame, as much as reading a 400x300 frame takes (benchmarks/README.md, the
+the tracker 0.5 to 0.7 ms per 400x300 frame, more than reading the frame takes (benchmarks/README.md, the
 frame pipeline). A child process that decodes into shared memory never touches the tracker's interpreter:
 the tracker sends a path and gets a slot number back.
 """
@@ -22,7 +22,6 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import torch
 
-from .host_memory import reuse_freed_memory
 from .image_io import Frame, decode_jpeg_into, frame_array, read_frame
 from .prefetch import next_frame_path
 
@@ -45,7 +44,9 @@ class ProcessPrefetcher:
     stays valid until ``slots - 1`` more frames have been read (copy it to keep it longer). Wrong guesses,
     frames larger than a slot, files the child cannot read and a child that died are read here by
     ``reader``, which raises what it raises. ``hits`` and ``misses`` count the guesses; ``ahead_s`` is how
-    long the child took to read the frame ``read`` last returned from a slot.
+    long the child took to read the frame ``read`` last returned from a slot. With the default ``reader`` the
+    child decodes plain JPEGs straight into the slot (:func:`vot_lorat.image_io.decode_jpeg_into`); other
+    files, and every file with another ``reader``, are read by ``reader`` in the child and copied in.
     """
 
     def __init__(self, reader: Callable[[str], Frame] = read_frame,
@@ -167,8 +168,7 @@ def _serve(conn: Connection, memory: mmap.mmap, slots: int, slot_bytes: int,
     quiet = os.open(os.devnull, os.O_RDWR)
     os.dup2(quiet, 0)  # the parent's stdin and stdout carry TraX messages: never touch them
     os.dup2(quiet, 1)
-    torch.set_num_threads(1)
-    reuse_freed_memory()  # this process's frame buffers, reused as in the parent
+    torch.set_num_threads(1)  # the malloc settings of vot_lorat.host_memory come with the fork
     ring = np.frombuffer(memory, dtype=np.uint8).reshape(slots, slot_bytes)
     while True:
         try:

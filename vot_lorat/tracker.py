@@ -107,18 +107,23 @@ class LoRATTracker:
         self._frame_size: Optional[Tuple[int, int]] = None  # (height, width) of the last frame seen
         self.timing: Dict[str, float] = {}
 
-    def warm_up(self, frames: int = 5) -> None:
+    def warm_up(self, frames: int = 5, slow_s: float = 0.05) -> None:
         """Track a box on a blank frame a few times, then forget it, so that the first real frames do not pay
         one-time costs: the kernels' set-up, the allocator's first requests, Python specialising the hot code
-        (tiny on a CPU: the first three frames took 10-13 ms instead of 5). Servers call it before they take
-        requests; a tracker that holds objects is left alone."""
+        (tiny, 1 object at 1080p on a CPU: frames 2 and 3 took 10 and 7-10 ms instead of 5). After two frames
+        it stops once a frame takes ``slow_s`` or more: next to such a step those costs do not show (B-224 on a
+        CPU: 300 ms). Servers call it before they take requests; a tracker that holds objects is left alone."""
         if self.objects:
             return
         side = 2 * self.config.search_size
         blank = torch.zeros(side, side, 3, dtype=torch.uint8, device=self.device)
         self.add_object(blank, np.array([side / 3, side / 3, side / 2, side / 2]))
-        for _ in range(frames):
+        for done in range(frames):
+            start = time.perf_counter()
             self.track(blank)
+            self._sync()
+            if done >= 1 and time.perf_counter() - start >= slow_s:
+                break
         self.reset()
         self._next_id = 0
 

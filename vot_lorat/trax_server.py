@@ -304,26 +304,30 @@ def serve(cfg: ServerConfig) -> int:
         # rectangles: a few hundred bytes per answer, which the buffer's pipe always holds; TRAX_SOCKET: no stdout
         out = MessageBuffer(cfg.mask == "none" and os.name == "posix" and not os.environ.get("TRAX_SOCKET"))
         try:
-            with _trax_server() as server:
-                out.flush()  # the hello
-                while True:
-                    request = server.wait()
-                    if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
-                        break
-                    try:
-                        if request.type == trax.TraxStatus.INITIALIZE:
-                            reply = glue.initialize(request)
-                        else:
-                            reply = glue.frame(request)
-                    except Exception:  # one bad frame must not end the sequence: report and go on
-                        log.error("error while tracking, answering with the last regions:\n%s",
-                                  traceback.format_exc())
-                        reply = glue.recover(request)
-                    server.status(reply)
-                    out.flush()
+            answer_requests(glue, out)
         finally:
             out.close()  # after the server's quit message
     return 0
+
+
+def answer_requests(glue: TraxTracker, out: "MessageBuffer") -> None:
+    """Answer TraX requests until the toolkit quits; a frame that fails gets the last regions, not the end."""
+    with _trax_server() as server:
+        out.flush()  # the hello
+        while True:
+            request = server.wait()
+            if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
+                return
+            try:
+                if request.type == trax.TraxStatus.INITIALIZE:
+                    reply = glue.initialize(request)
+                else:
+                    reply = glue.frame(request)
+            except Exception:  # one bad frame must not end the sequence: report and go on
+                log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
+                reply = glue.recover(request)
+            server.status(reply)
+            out.flush()
 
 
 class MessageBuffer:
