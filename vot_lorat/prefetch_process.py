@@ -166,8 +166,8 @@ def _serve(conn: Connection, memory: mmap.mmap, slots: int, slot_bytes: int,
     ``(None, error, seconds)`` when the parent must read the file itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the child
     quiet = os.open(os.devnull, os.O_RDWR)
-    os.dup2(quiet, 0)  # the parent's stdin and stdout carry TraX messages: never touch them
-    os.dup2(quiet, 1)
+    for stream in (0, 1, 2):  # the parent's streams carry TraX messages and the toolkit's log, and the toolkit
+        os.dup2(quiet, stream)  # waits for them to close: this process neither writes them nor holds them open
     torch.set_num_threads(1)  # the malloc settings of vot_lorat.host_memory come with the fork
     ring = np.frombuffer(memory, dtype=np.uint8).reshape(slots, slot_bytes)
     while True:
