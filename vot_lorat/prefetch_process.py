@@ -64,7 +64,7 @@ class ProcessPrefetcher:
         self._slot_bytes = slot_bytes
         self._memory = mmap.mmap(-1, slots * slot_bytes)  # anonymous and shared: the child writes these pages
         self._next_slot = 0
-        self._prepared = 0  # bytes of every slot that have pages
+        self._prepared = False  # whether the slots have their pages
         self._pending: Optional[Tuple[str, int]] = None
         context = multiprocessing.get_context("fork")
         self._conn, child_end = context.Pipe()
@@ -91,7 +91,8 @@ class ProcessPrefetcher:
                     self.misses += 1
             if frame is None:
                 frame = self.reader(path)  # its errors are the caller's
-                self._prepare(frame.shape[0] * frame.shape[1] * frame.shape[2])
+                if not self._prepared:  # the first frame: no slot holds a frame yet
+                    self._prepare(frame.shape[0] * frame.shape[1] * frame.shape[2])
             return frame
         finally:
             self._request(next_path if next_path is not None else self.predict(path))
@@ -99,11 +100,9 @@ class ProcessPrefetcher:
     def _prepare(self, nbytes: int) -> None:
         """Have the kernel give every slot pages for frames of ``nbytes`` now, while nothing waits for them,
         rather than while the first frames are read ahead (at 1080p: a few ms on each of them)."""
-        nbytes = min(nbytes, self._slot_bytes)
-        if nbytes > self._prepared:
-            ring = np.frombuffer(self._memory, dtype=np.uint8).reshape(self._slots, self._slot_bytes)
-            ring[:, self._prepared:nbytes] = 0
-            self._prepared = nbytes
+        ring = np.frombuffer(self._memory, dtype=np.uint8).reshape(self._slots, self._slot_bytes)
+        ring[:, :min(nbytes, self._slot_bytes)] = 0
+        self._prepared = True
 
     def _view(self, slot: int, shape: Tuple[int, int, int]) -> torch.Tensor:
         count = shape[0] * shape[1] * shape[2]
