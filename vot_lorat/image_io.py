@@ -20,6 +20,7 @@ Frame = Union[np.ndarray, torch.Tensor]  # (H, W, 3) uint8 RGB, a tensor on any 
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
 _JPEG_TAIL = 32  # bytes at the end of a JPEG searched for its end marker
 _EXIF_HEADER = b"Exif\x00\x00"  # the APP1 segment that can hold an orientation tag
+_EXIF_SEARCH = 65536  # bytes at the start of a JPEG searched for it (an APP1 segment is at most 64 KB)
 # torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec, which is no dependency of ours
 warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
                         category=DeprecationWarning)
@@ -73,15 +74,28 @@ def read_frame(path: str, device: torch.device = torch.device("cpu")) -> torch.T
     return frame_tensor(read_rgb(path), device)
 
 
+def _jpeg_bytes(path: str) -> Optional[np.ndarray]:
+    """The bytes of a JPEG file, or None where :func:`read_rgb` must read it: a file that cannot be read (it
+    reports it) or one cut short (OpenCV decodes what is there, as before, and read_rgb says so)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    return None if _ends_early(bytes(data[:2]), bytes(data[-_JPEG_TAIL:])) else data
+
+
+def _has_exif(data: np.ndarray) -> bool:
+    """Whether a JPEG has an EXIF segment, whose orientation tag cv2.imread applies."""
+    return bytes(data[:_EXIF_SEARCH]).find(_EXIF_HEADER) >= 0
+
+
 def _decode_jpeg(path: str, device: torch.device) -> Optional[torch.Tensor]:
     """The JPEG decoded by torchvision, or None where :func:`read_frame` leaves it to OpenCV."""
-    try:
-        data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
-    except OSError:
-        return None  # read_rgb reports it
-    if _ends_early(bytes(data[:2].numpy()), bytes(data[-_JPEG_TAIL:].numpy())):
-        return None  # cut short: OpenCV decodes what is there, as before, and read_rgb says so
-    on_gpu = device.type == "cuda" and bytes(data[:65536].numpy()).find(_EXIF_HEADER) < 0
+    data = _jpeg_bytes(path)
+    if data is None:
+        return None
+    on_gpu = device.type == "cuda" and not _has_exif(data)
+    data = torch.from_numpy(data)
     try:
         if on_gpu:  # nvJPEG converts to RGB itself
             image = decode_jpeg(data, ImageReadMode.RGB, device=device)
@@ -103,16 +117,14 @@ def decode_jpeg_into(path: str, out: np.ndarray) -> Optional[Tuple[int, int, int
 
     simplejpeg is libjpeg-turbo with its default (accurate) DCT and upsampling, as torchvision and OpenCV,
     and writes into the given buffer: reading ahead into shared memory then needs no copy of the frame."""
-    if not path.lower().endswith(JPEG_EXTENSIONS):
+    data = _jpeg_bytes(path) if path.lower().endswith(JPEG_EXTENSIONS) else None
+    if data is None or _has_exif(data):  # EXIF: OpenCV may rotate; read_frame decides
         return None
     try:
-        data = np.fromfile(path, dtype=np.uint8)
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    except (OSError, ValueError):
+    except ValueError:
         return None
-    if (colorspace not in ("Gray", "YCbCr", "RGB") or height * width * 3 > out.size
-            or _ends_early(bytes(data[:2]), bytes(data[-_JPEG_TAIL:]))
-            or bytes(data[:65536]).find(_EXIF_HEADER) >= 0):  # EXIF: OpenCV may rotate; read_frame decides
+    if colorspace not in ("Gray", "YCbCr", "RGB") or height * width * 3 > out.size:
         return None
     try:
         simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out[:height * width * 3], strict=True)
