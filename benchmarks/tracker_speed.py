@@ -11,11 +11,12 @@ GPU around the model. Every time is the median over the timed frames. The share 
 (decode + preprocess + postprocess + masks) / model, and without the decode (the tracker's own overhead).
 
 With ``--trax``, ``python -m vot_lorat`` runs as a TraX server on the same frames, objects and settings, driven
-by the TraX client the toolkit uses; its per-frame time is the toolkit's (request sent to answer received),
-so everything outside the model (reading, crops, post-processing, the TraX messages) is that time minus the
-time of the model alone, which this process measures between the server's frames. ``--trax-checkout
-LABEL=PATH`` (repeatable) runs the servers of other checkouts too, e.g. an older commit in a git worktree:
-all servers and the model take turns frame by frame, so that a busy machine slows them alike.
+by the TraX client the toolkit uses (through ``trax_server_timed.py``, which also times the server's forward
+passes); its per-frame time is the toolkit's (request sent to answer received), so everything outside the
+model (reading, crops, post-processing, the TraX messages) is that time minus the forward pass of the same
+frame in the server. For comparison the model alone is timed in this process afterwards. ``--trax-checkout
+LABEL=PATH`` (repeatable) runs the servers of other checkouts too, e.g. an older commit in a git worktree: the
+servers take turns frame by frame, so that a busy machine slows them alike.
 
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224 --device cpu --precision fp32 --json cpu.json
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224,L-224 --device cuda --precision fp16 --json gpu.json
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -166,15 +168,18 @@ class TraxServer:
     def __init__(self, checkout: Path, variant: str, args: argparse.Namespace, precision: str) -> None:
         from trax.client import Client
 
-        command = [sys.executable, "-m", "vot_lorat", "--variant", variant, "--device", str(args.device),
-                   "--precision", precision, "--threads", str(torch.get_num_threads())]
+        command = [sys.executable, str(REPO / "benchmarks" / "trax_server_timed.py"), "--variant", variant,
+                   "--device", str(args.device), "--precision", precision, "--threads", str(torch.get_num_threads())]
         for flag, value in (("--weights", args.weights), ("--backbone", args.backbone)):
             if value:
                 command += [flag, os.path.abspath(value)]
         self.checkout = checkout
         self.log = tempfile.TemporaryFile()
         self.cwd = tempfile.TemporaryDirectory()
-        env = dict(os.environ, PYTHONPATH=str(checkout), TRAX="1", PYTHONUNBUFFERED="1")
+        self.forward_file = Path(self.cwd.name) / "forward_s.json"
+        self.forward_ms: List[float] = []  # every forward pass, warm-up included; filled by close()
+        env = dict(os.environ, PYTHONPATH=str(checkout), TRAX="1", PYTHONUNBUFFERED="1",
+                   LORAT_BENCH_FORWARD_TIMES=str(self.forward_file))
         self.process = subprocess.Popen(command, cwd=self.cwd.name, env=env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.log, bufsize=0)
         self.client = self._call(lambda: Client(stream=(self.process.stdin.fileno(), self.process.stdout.fileno()),
@@ -211,17 +216,23 @@ class TraxServer:
                 self.process.wait(timeout=60)
             except Exception:  # noqa: BLE001 - a server that hangs at the end is stopped
                 self.process.kill()
+        if self.forward_file.is_file():
+            self.forward_ms = [s * 1e3 for s in json.loads(self.forward_file.read_text().splitlines()[-1])]
         self.cwd.cleanup()
         self.log.close()
 
 
 def trax_times(checkouts: Dict[str, Path], variant: str, args: argparse.Namespace, precision: str, model: LoRAT,
-               paths: List[str], boxes: List[np.ndarray]) -> Tuple[Dict[str, List[float]], List[float]]:
-    """Per-frame TraX times (ms) of every checkout's server and the times of the model alone.
+               paths: List[str], boxes: List[np.ndarray]
+               ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]], List[float]]:
+    """Per-frame TraX times (ms) of every checkout's server, the forward passes in each server on the same
+    frames, and the times of the model alone.
 
-    The servers get the frames in turn (frame 1 to each, then frame 2, ...) and one forward pass of ``model``
-    on inputs of the same shape is timed in this process between frames, so that another job on the
-    machine slows all of them alike; the warm-up frames are left out."""
+    The servers get the frames in turn (frame 1 to each, then frame 2, ...), so that another job on the machine
+    slows all of them alike; with one checkout the frames follow each other as under ``vot evaluate``. The
+    model alone (one forward pass of ``model`` on inputs of the same shape) is timed afterwards, as many times:
+    timed between frames, it left each server's caches cold and its core idle, which the toolkit does not (a
+    few hundred microseconds pass between its frames). The warm-up frames are left out."""
     cfg = model.config
     count = len(boxes)
     inputs = (torch.zeros(count, 3, cfg.template_size, cfg.template_size, device=args.device),
@@ -229,25 +240,28 @@ def trax_times(checkouts: Dict[str, Path], variant: str, args: argparse.Namespac
               torch.ones(count, cfg.template_grid, cfg.template_grid, dtype=torch.int64, device=args.device))
     servers = {label: TraxServer(path, variant, args, precision) for label, path in checkouts.items()}
     times: Dict[str, List[float]] = {label: [] for label in servers}
-    model_ms: List[float] = []
     try:
         for server in servers.values():
             server.initialize(paths[0], boxes)
         for path in paths[1:]:
             for label, server in servers.items():
                 times[label].append(server.frame(path))
-            with torch.inference_mode(), precision_context(precision, args.device):
-                model_ms += time_calls(lambda _: model(*inputs), 0, 1, args.device)
     finally:
         for server in servers.values():
             server.close()
-    return {label: t[args.warmup:] for label, t in times.items()}, model_ms[args.warmup:]
+    with torch.inference_mode(), precision_context(precision, args.device):
+        model_ms = time_calls(lambda _: model(*inputs), 0, len(paths) - 1, args.device)
+    frames = len(paths) - 1  # the last forward passes: the warm-up before the handshake comes first
+    forward = {label: server.forward_ms[-frames:][args.warmup:] for label, server in servers.items()}
+    return {label: t[args.warmup:] for label, t in times.items()}, forward, model_ms[args.warmup:]
 
 
 def trax_table(rows: List[Dict]) -> str:
-    headers = ["checkout", "variant", "objects", "TraX ms/frame", "model ms", "outside model / model"]
-    cells = [[r["checkout"], r["variant"], str(r["objects"]), f"{r['trax_ms']:.2f}", f"{r['model_ms']:.2f}",
-              f"{100 * r['outside_share']:.1f} %"] for r in rows]
+    headers = ["checkout", "variant", "objects", "TraX ms/frame", "forward in the server ms", "outside / forward",
+               "model alone ms", "TraX / model alone - 1"]
+    cells = [[r["checkout"], r["variant"], str(r["objects"]), f"{r['trax_ms']:.2f}", f"{r['forward_ms']:.2f}",
+              f"{100 * r['outside_share']:.1f} %", f"{r['model_ms']:.2f}", f"{100 * r['alone_share']:.1f} %"]
+             for r in rows]
     return markdown_table(headers, cells)
 
 
@@ -316,14 +330,21 @@ def main() -> None:
                     print(f"{variant} {count} objects {row['forward']}: {row['total_ms']:.2f} ms/frame",
                           file=sys.stderr)
                 if args.trax:
-                    trax_ms, model_ms = trax_times(checkouts, variant, args, precision, model, paths, boxes[:count])
+                    trax_ms, forward_ms, model_ms = trax_times(checkouts, variant, args, precision, model, paths,
+                                                               boxes[:count])
                     model_median = statistics.median(model_ms)
                     for label, ms in trax_ms.items():
                         median = statistics.median(ms)
+                        # per frame: the TraX time less that frame's forward pass, over the forward pass
+                        outside = statistics.median(t - f for t, f in zip(ms, forward_ms[label]))
+                        forward_median = statistics.median(forward_ms[label])
                         trax_rows.append({"checkout": label, "path": str(checkouts[label]), "variant": variant,
-                                          "objects": count, "trax_ms": median, "model_ms": model_median,
-                                          "outside_share": (median - model_median) / model_median,
-                                          "trax_times_ms": ms, "model_times_ms": model_ms})
+                                          "objects": count, "trax_ms": median, "forward_ms": forward_median,
+                                          "outside_ms": outside, "outside_share": outside / forward_median,
+                                          "model_ms": model_median,
+                                          "alone_share": (median - model_median) / model_median,
+                                          "trax_times_ms": ms, "forward_times_ms": forward_ms[label],
+                                          "model_times_ms": model_ms})
                         print(f"{variant} {count} objects, TraX server of {label}: {median:.2f} ms/frame",
                               file=sys.stderr)
             del model
@@ -336,8 +357,9 @@ def main() -> None:
     sections = [(title, table(rows))]
     if trax_rows:
         sections.append(("TraX servers per frame as the toolkit times them (medians), same frames and settings, the "
-                         "servers and a forward pass of the model alone taking turns frame by frame; outside model = "
-                         "TraX time - model time", trax_table(trax_rows)))
+                         "servers taking turns frame by frame; outside = TraX time - the forward pass of the same "
+                         "frame in the server (median over frames); the last column compares with the model alone, "
+                         "timed afterwards", trax_table(trax_rows)))
     emit_tables(sections, args.markdown)
     settings = {"variants": args.variants, "objects": args.objects, "precision": precision, "masks": args.masks,
                 "frame_size": [width, height], "frames": args.frames, "warmup": args.warmup, "weights": weights,

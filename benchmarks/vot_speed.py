@@ -6,15 +6,18 @@ synthetic sequences of 80 frames with 1 to 3 objects) with every frame and groun
 ``--checkout LABEL=PATH`` (default: this one) is registered as ``LoRAT_<LABEL>`` (the demo model) and
 ``static_<LABEL>`` (the static baseline: TraX, frame reading and the session without a model), and
 ``vot evaluate`` runs them ``--repeats`` times, interleaved. The per-frame time is the toolkit's own
-``*_time.value`` (the TraX round trip of every frame after the first). The model time is one batched
-forward pass of the same weights for that sequence's object count, timed in this process right after
-each round, with the same thread count; the ratio of the two is what the tracker costs beyond its model.
+``*_time.value`` (the TraX round trip of every frame after the first). The LoRAT servers run through
+``trax_server_timed.py``, which times their forward passes: the ratio of the per-frame time to the forward
+pass of the same frames in the tracker is what the tracker costs beyond its model. For comparison, the model
+alone: one batched forward pass of the same weights for that sequence's object count, timed in this process
+right after each round, with the same thread count.
 
     .venv/bin/python benchmarks/vot_speed.py --checkout before=/tmp/base --checkout after=. --repeats 3
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -65,15 +68,22 @@ def scale_sequences(source: Path, target: Path, size: Tuple[int, int]) -> None:
     shutil.copy(source / "list.txt", target / "list.txt")
 
 
-def tracker_entries(label: str, checkout: Path, threads: int, device: str) -> str:
-    """trackers.ini entries ``LoRAT_<label>`` (the demo model) and ``static_<label>``, run from ``checkout``."""
-    common = ["protocol = traxpython", "command = vot_lorat", f"paths = {checkout}", f"python = {sys.executable}",
-              "env_LD_LIBRARY_PATH = ${LD_LIBRARY_PATH}", f"env_LORAT_THREADS = {threads}",
-              f"env_LORAT_DEVICE = {device}", "timeout = 600"]
-    lorat = [f"[LoRAT_{label}]", f"label = LoRAT-tiny ({label})", *common, "env_LORAT_VARIANT = tiny",
-             f"env_LORAT_WEIGHTS = {checkout / WEIGHTS}"]
-    static = [f"[static_{label}]", f"label = static ({label})", *common, "env_LORAT_VARIANT = static"]
+def tracker_entries(label: str, checkout: Path, threads: int, device: str, forward_file: Path) -> str:
+    """trackers.ini entries ``LoRAT_<label>`` (the demo model, its forward passes timed into ``forward_file``)
+    and ``static_<label>``, run from ``checkout``."""
+    common = ["protocol = traxpython", f"python = {sys.executable}", "env_LD_LIBRARY_PATH = ${LD_LIBRARY_PATH}",
+              f"env_LORAT_THREADS = {threads}", f"env_LORAT_DEVICE = {device}", "timeout = 600"]
+    # the toolkit puts the paths on PYTHONPATH in reverse order: the checkout's vot_lorat comes first
+    lorat = [f"[LoRAT_{label}]", f"label = LoRAT-tiny ({label})", "command = trax_server_timed",
+             f"paths = {REPO / 'benchmarks'}{os.pathsep}{checkout}", *common, "env_LORAT_VARIANT = tiny",
+             f"env_LORAT_WEIGHTS = {checkout / WEIGHTS}", f"env_LORAT_BENCH_FORWARD_TIMES = {forward_file}"]
+    static = [f"[static_{label}]", f"label = static ({label})", "command = vot_lorat", f"paths = {checkout}",
+              *common, "env_LORAT_VARIANT = static"]
     return "\n".join(lorat) + "\n\n" + "\n".join(static) + "\n"
+
+
+def forward_file(folder: Path, tracker: str) -> Path:
+    return folder / f"forward_{tracker}.jsonl"
 
 
 def build_workspace(folder: Path, checkouts: Dict[str, Path], size, threads: int, device: str) -> None:
@@ -87,25 +97,37 @@ def build_workspace(folder: Path, checkouts: Dict[str, Path], size, threads: int
         scale_sequences(demo, folder / "sequences", size)
     (folder / "stack.yaml").write_text(DEMO_STACK)
     (folder / "config.yaml").write_text("registry:\n- ./trackers.ini\nstack: stack.yaml\n")
-    (folder / "trackers.ini").write_text("\n".join(tracker_entries(label, path, threads, device)
-                                                   for label, path in checkouts.items()))
+    (folder / "trackers.ini").write_text("\n".join(
+        tracker_entries(label, path, threads, device, forward_file(folder, f"LoRAT_{label}"))
+        for label, path in checkouts.items()))
 
 
-def evaluate(folder: Path, tracker: str) -> Dict[str, List[float]]:
-    """Run ``vot evaluate`` for one tracker from scratch; per sequence, the toolkit's per-frame seconds."""
+def evaluate(folder: Path, tracker: str) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+    """Run ``vot evaluate`` for one tracker from scratch; per sequence, the toolkit's per-frame seconds and the
+    seconds of the tracker's forward passes on the same frames (none for the static tracker)."""
     shutil.rmtree(folder / "results" / tracker, ignore_errors=True)
+    timed = forward_file(folder, tracker)
+    timed.unlink(missing_ok=True)
     vot = Path(sys.executable).parent / "vot"
     proc = subprocess.run([str(vot), "evaluate", tracker], cwd=folder, capture_output=True, text=True,
                           env=dict(os.environ, VOT_WORKER_POOL_SIZE="1"))
     if proc.returncode != 0:
         raise SystemExit(f"vot evaluate {tracker} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     times = {}
-    for sequence in (folder / "sequences" / "list.txt").read_text().split():
+    sequences = (folder / "sequences" / "list.txt").read_text().split()
+    for sequence in sequences:
         # <seq>_001 for one object, <seq>_<object>_001 for several; every object's file holds the same
         # per-frame totals; frame 0 is the initialisation
         path = sorted((folder / "results" / tracker / "baseline" / sequence).glob("*_001_time.value"))[0]
         times[sequence] = [float(v) for v in path.read_text().split()[1:]]
-    return times
+    forward = {}
+    if timed.is_file():  # one line per server, in the order the toolkit ran the sequences (one worker)
+        lines = timed.read_text().splitlines()
+        if len(lines) != len(sequences):
+            raise SystemExit(f"{tracker}: {len(lines)} timed servers for {len(sequences)} sequences")
+        for sequence, line in zip(sequences, lines):
+            forward[sequence] = json.loads(line)[-len(times[sequence]):]  # the warm-up passes come first
+    return times, forward
 
 
 def model_ms(model, counts: List[int], iters: int) -> Dict[int, float]:
@@ -161,13 +183,17 @@ def main() -> None:
                    if p.is_dir()}
         model = load_model("tiny", None, str(REPO / WEIGHTS), device=device)
         frame_times: Dict[str, Dict[str, List[float]]] = {}
+        forward_times: Dict[str, Dict[str, List[float]]] = {}
         model_times: Dict[int, List[float]] = {n: [] for n in sorted(set(objects.values()))}
         for round_ in range(args.repeats):
             for label in checkouts:
                 for kind in ("LoRAT", "static"):
                     tracker = f"{kind}_{label}"
-                    for sequence, values in evaluate(folder, tracker).items():
+                    times, forward = evaluate(folder, tracker)
+                    for sequence, values in times.items():
                         frame_times.setdefault(tracker, {}).setdefault(sequence, []).extend(values)
+                    for sequence, values in forward.items():
+                        forward_times.setdefault(tracker, {}).setdefault(sequence, []).extend(values)
                     print(f"round {round_ + 1}: {tracker} done", file=sys.stderr)
             for n, ms in model_ms(model, list(model_times), args.model_iters).items():
                 model_times[n].append(ms)
@@ -179,15 +205,21 @@ def main() -> None:
         total_ms = sum(sum(v) for v in per_sequence.values()) * 1e3
         median_ms = statistics.median([t for v in per_sequence.values() for t in v]) * 1e3
         model_total = sum(len(v) * model_at[objects[s]] for s, v in per_sequence.items())
+        forward_total = sum(sum(v) for v in forward_times.get(tracker, {}).values()) * 1e3
         rows.append({"tracker": tracker, "frames": frames, "mean_ms": total_ms / frames, "median_ms": median_ms,
+                     "forward_ms": forward_total / frames if forward_total else None,
+                     "per_frame_over_forward": total_ms / forward_total if forward_total else None,
                      "model_ms": model_total / frames, "per_frame_over_model": total_ms / model_total})
     title = (f"`vot evaluate` per-frame time (the toolkit's *_time.value) on the demo sequences at "
              f"{args.frame_size}, {args.repeats} rounds, {device_name(device)} ({device.type}, {args.threads} "
-             f"threads); model ms = one batched forward pass for each sequence's object count, frame-weighted")
-    cells = [[r["tracker"], str(r["frames"]), f"{r['mean_ms']:.2f}", f"{r['median_ms']:.2f}", f"{r['model_ms']:.2f}",
+             f"threads); forward ms = the tracker's own forward passes on the same frames (mean); model alone ms = "
+             f"one batched forward pass for each sequence's object count in this process, frame-weighted")
+    cells = [[r["tracker"], str(r["frames"]), f"{r['mean_ms']:.2f}", f"{r['median_ms']:.2f}",
+              "–" if r["forward_ms"] is None else f"{r['forward_ms']:.2f}",
+              "–" if r["forward_ms"] is None else f"{r['per_frame_over_forward']:.2f}x", f"{r['model_ms']:.2f}",
               f"{r['per_frame_over_model']:.2f}x"] for r in rows]
-    table = markdown_table(["tracker", "frames", "mean ms/frame", "median ms/frame", "model ms", "per frame / model"],
-                           cells)
+    table = markdown_table(["tracker", "frames", "mean ms/frame", "median ms/frame", "forward ms",
+                            "per frame / forward", "model alone ms", "per frame / model alone"], cells)
     emit_tables([(title, table)], args.markdown)
     settings = {"checkouts": {k: str(v) for k, v in checkouts.items()}, "frame_size": args.frame_size,
                 "repeats": args.repeats, "threads": args.threads, "objects": objects,

@@ -1,0 +1,40 @@
+"""``python -m vot_lorat`` with the forward pass of every tracker step timed, for ``tracker_speed.py --trax`` and
+``vot_speed.py``.
+
+The share outside the model is the TraX time of a frame minus the forward pass of that frame, in the server that
+tracked it: a model timed in another process runs with other caches and at other moments. When the server exits,
+the forward-pass seconds of every ``LoRATTracker.track`` call (warm-up included, frames in order) are appended as
+one JSON list on one line to the file named by ``LORAT_BENCH_FORWARD_TIMES`` (one line per server process: the
+toolkit starts one per sequence). It imports whichever ``vot_lorat`` PYTHONPATH gives, so it times older
+checkouts too (``LoRATTracker.track(image, profile=True)`` exists in all of them).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+from typing import List
+
+from vot_lorat.tracker import LoRATTracker
+from vot_lorat.trax_server import main
+
+forward_s: List[float] = []
+untimed_track = LoRATTracker.track
+
+
+def timed_track(self, image, profile=False):
+    results = untimed_track(self, image, profile=True)
+    forward_s.append(self.timing["model"])
+    return results
+
+
+def write_times() -> None:
+    with open(os.environ["LORAT_BENCH_FORWARD_TIMES"], "a") as f:
+        f.write(json.dumps(forward_s) + "\n")
+
+
+if __name__ == "__main__":
+    LoRATTracker.track = timed_track
+    atexit.register(write_times)
+    sys.exit(main())
