@@ -127,10 +127,13 @@ fi
 [ -n "$weights" ] || die "--weights is required (or use --demo)"
 workspace="${workspace:-$PWD/vot_workspace}"
 [ -f "$workspace/config.yaml" ] && die "$workspace already holds a workspace; pick another --workspace"
-mkdir -p "$workspace"
-"$PY" -m vot_lorat.workspace trackers --output "$workspace/.trackers.ini.new" "${trackers_args[@]}" \
+# the weights are checked (and the entries written) before the workspace folder exists: a refusal leaves nothing
+entries="$(mktemp "${TMPDIR:-/tmp}/lorat-trackers.XXXXXX")"
+trap 'rm -f "$entries"' EXIT
+"$PY" -m vot_lorat.workspace trackers --output "$entries" "${trackers_args[@]}" \
     ${variant:+--variant "$variant"} ${backbone:+--backbone "$backbone"} --weights "$weights" \
     ${sam:+--sam "$sam"} --sam-mode "$sam_mode"
+mkdir -p "$workspace"
 init_args=(initialize "$stack" --workspace "$workspace")
 if [ "$nodownload" = 1 ]; then init_args+=(--nodownload); fi
 echo "== vot ${init_args[*]}"
@@ -138,7 +141,7 @@ if ! "${VOT[@]}" "${init_args[@]}"; then
     echo "workspace_setup.sh: vot initialize failed (no network? retry, or use --nodownload and fill" \
          "$workspace/sequences yourself, with a list.txt)" >&2
 fi
-mv "$workspace/.trackers.ini.new" "$workspace/trackers.ini"
+cp "$entries" "$workspace/trackers.ini"
 echo
 echo "Workspace ready: $workspace"
 echo "  cd $workspace && ${VOT[*]} evaluate LoRAT        # rectangles"

@@ -87,3 +87,14 @@ def test_workspace_setup_uses_the_python_it_is_given(tmp_path):
     bare = subprocess.run([script, "--python", "/bin/false", "--weights", weights, "--workspace", str(tmp_path)],
                           capture_output=True, text=True)
     assert bare.returncode == 2 and "/bin/false cannot import vot_lorat's dependencies" in bare.stderr
+
+
+def test_workspace_setup_refuses_missing_weights_before_making_the_workspace(tmp_path):
+    script = os.path.join(ROOT, "workspace_setup.sh")
+    workspace = tmp_path / "vot_workspace"
+    result = subprocess.run([script, "--python", sys.executable, "--weights", str(tmp_path / "missing.bin"),
+                             "--workspace", str(workspace), "--nodownload"], capture_output=True, text=True,
+                            env=dict(os.environ, TMPDIR=str(tmp_path)))
+    assert result.returncode != 0 and "file not found" in result.stderr
+    assert not workspace.exists()  # nothing left behind to clean up or to be mistaken for a workspace
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nor the trackers entries written on the way
