@@ -218,6 +218,10 @@ class TraxServer:
                 self.process.kill()
         if self.forward_file.is_file():
             self.forward_ms = [s * 1e3 for s in json.loads(self.forward_file.read_text().splitlines()[-1])]
+        self.log.seek(0)
+        errors = [line for line in self.log.read().decode(errors="replace").splitlines() if "ERROR" in line]
+        if errors:  # a frame answered without tracking has no forward pass: the times of this server are off
+            print(f"the TraX server of {self.checkout} reported errors:\n" + "\n".join(errors), file=sys.stderr)
         self.cwd.cleanup()
         self.log.close()
 
