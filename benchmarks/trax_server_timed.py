@@ -14,16 +14,20 @@ import atexit
 import json
 import os
 import sys
-from typing import List
+from typing import List, Union
 
-from vot_lorat.tracker import LoRATTracker
+import numpy as np
+import torch
+
+from vot_lorat.tracker import LoRATTracker, TrackResult  # both exist in older checkouts too, unlike image_io.Frame
 from vot_lorat.trax_server import main
 
 forward_s: List[float] = []
 untimed_track = LoRATTracker.track
 
 
-def timed_track(self, image, profile=False):
+def timed_track(self: LoRATTracker, image: Union[np.ndarray, torch.Tensor], profile: bool = False
+                ) -> List[TrackResult]:
     results = untimed_track(self, image, profile=True)
     forward_s.append(self.timing["model"])
     return results
