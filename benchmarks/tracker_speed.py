@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ import torch
 
 from common import (add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables, markdown_table,
                     time_calls, write_json)
+from trax_server_timed import read_forward_times
 from training.data.synthetic import SceneStyle, SyntheticScene
 from vot_lorat import box as bx
 from vot_lorat import load_model
@@ -217,7 +217,7 @@ class TraxServer:
             except Exception:  # noqa: BLE001 - a server that hangs at the end is stopped
                 self.process.kill()
         if self.forward_file.is_file():
-            self.forward_ms = [s * 1e3 for s in json.loads(self.forward_file.read_text().splitlines()[-1])]
+            self.forward_ms = [s * 1e3 for s in read_forward_times(self.forward_file)[-1]]
         self.log.seek(0)
         errors = [line for line in self.log.read().decode(errors="replace").splitlines() if "ERROR" in line]
         if errors:  # a frame answered without tracking has no forward pass: the times of this server are off
@@ -253,9 +253,10 @@ def trax_times(checkouts: Dict[str, Path], variant: str, args: argparse.Namespac
     finally:
         for server in servers.values():
             server.close()
+    frames = len(paths) - 1
     with torch.inference_mode(), precision_context(precision, args.device):
-        model_ms = time_calls(lambda _: model(*inputs), 0, len(paths) - 1, args.device)
-    frames = len(paths) - 1  # the last forward passes: the warm-up before the handshake comes first
+        model_ms = time_calls(lambda _: model(*inputs), 0, frames, args.device)
+    # each server's last forward passes: the warm-up before the handshake comes first
     forward = {label: server.forward_ms[-frames:][args.warmup:] for label, server in servers.items()}
     return {label: t[args.warmup:] for label, t in times.items()}, forward, model_ms[args.warmup:]
 

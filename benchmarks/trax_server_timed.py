@@ -14,6 +14,7 @@ import atexit
 import json
 import os
 import sys
+from pathlib import Path
 from typing import List, Union
 
 import numpy as np
@@ -36,6 +37,11 @@ def timed_track(self: LoRATTracker, image: Union[np.ndarray, torch.Tensor], prof
 def write_times() -> None:
     with open(os.environ["LORAT_BENCH_FORWARD_TIMES"], "a") as f:
         f.write(json.dumps(forward_s) + "\n")
+
+
+def read_forward_times(path: Path) -> List[List[float]]:
+    """The forward-pass seconds of every server that wrote to ``path``, in the order they exited."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 if __name__ == "__main__":

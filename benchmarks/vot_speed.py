@@ -17,7 +17,6 @@ right after each round, with the same thread count.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from common import add_common_args, apply_threads, device_name, emit_tables, markdown_table, write_json
+from trax_server_timed import read_forward_times
 from vot_lorat import load_model
 from vot_lorat.workspace import DEMO_STACK
 
@@ -122,11 +122,11 @@ def evaluate(folder: Path, tracker: str) -> Tuple[Dict[str, List[float]], Dict[s
         times[sequence] = [float(v) for v in path.read_text().split()[1:]]
     forward = {}
     if timed.is_file():  # one line per server, in the order the toolkit ran the sequences (one worker)
-        lines = timed.read_text().splitlines()
-        if len(lines) != len(sequences):
-            raise SystemExit(f"{tracker}: {len(lines)} timed servers for {len(sequences)} sequences")
-        for sequence, line in zip(sequences, lines):
-            forward[sequence] = json.loads(line)[-len(times[sequence]):]  # the warm-up passes come first
+        servers = read_forward_times(timed)
+        if len(servers) != len(sequences):
+            raise SystemExit(f"{tracker}: {len(servers)} timed servers for {len(sequences)} sequences")
+        for sequence, seconds in zip(sequences, servers):
+            forward[sequence] = seconds[-len(times[sequence]):]  # the warm-up passes come first
     return times, forward
 
 
