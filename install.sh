@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.vot_lorat_installed
-want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+# what the install is made from: the package metadata and the C source built at install (tests/test_readme.py
+# computes the same)
+want=$(cat setup.cfg pyproject.toml setup.py vot_lorat/csrc/*.c | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
@@ -20,5 +22,8 @@ if .venv/bin/python -m pip show -q trax >/dev/null 2>&1; then
 fi
 .venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, simplejpeg, vot_lorat" \
     || { echo "install.sh: the installed packages do not import; see the error above" >&2; exit 1; }
+.venv/bin/python -c "import vot_lorat._crop_kernel" 2>/dev/null \
+    || echo "install.sh: warning: the C crop kernel did not build (see pip's message above; it needs a C compiler" \
+            "and the Python headers), so the tracker crops with slower tensor operations" >&2
 echo "$want" > "$stamp"
 echo "install.sh: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
@@ -106,8 +107,10 @@ def fresh_copy(dest: str) -> str:
     The environment must be up to date, so that the copy's ``install.sh`` returns at once: a ``pip install -e``
     from the copy would point the shared environment's editable install at a folder that is soon deleted."""
     shutil.copytree(ROOT, dest, ignore=COPY_IGNORE)
-    with open(os.path.join(dest, "setup.cfg"), "rb") as a, open(os.path.join(dest, "pyproject.toml"), "rb") as b:
-        wanted = hashlib.sha256(a.read() + b.read()).hexdigest()  # what install.sh compares with its stamp
+    inputs = ["setup.cfg", "pyproject.toml", "setup.py"] + sorted(
+        os.path.join("vot_lorat", "csrc", name) for name in os.listdir(os.path.join(dest, "vot_lorat", "csrc"))
+        if name.endswith(".c"))
+    wanted = hashlib.sha256(b"".join(Path(dest, name).read_bytes() for name in inputs)).hexdigest()  # as install.sh
     with open(os.path.join(ROOT, ".venv", ".vot_lorat_installed")) as f:
         assert f.read().strip() == wanted, ".venv is out of date: run ./install.sh before this test"
     os.symlink(os.path.join(ROOT, ".venv"), os.path.join(dest, ".venv"))

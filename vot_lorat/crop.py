@@ -8,7 +8,9 @@ are returned and used for every later box mapping, in training and at inference 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
@@ -16,6 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from . import box as bx
+
+try:
+    from . import _crop_kernel
+except ImportError:  # not built at install (setup.py): CropBatch makes the same crops with tensor operations
+    _crop_kernel = None
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -144,6 +153,8 @@ def _linear_taps(target: np.ndarray, source: np.ndarray, size: int) -> Tuple[np.
     (..., 2, size), placed as F.interpolate(bilinear, align_corners=False) places them: source position
     ``max(s * (i + 0.5) - 0.5, 0)`` with ``s`` the float32 length ratio, rounded once (as an FMA rounds),
     the last source pixel not blended with the one after it. Outside the target range the border repeats.
+    ``linear_tap`` in ``csrc/crop_kernel.c`` places them with the same operations: change both together (the
+    tests compare the two ways of cropping).
     """
     out_len = np.maximum(target[..., 1] - target[..., 0], 1)[..., None]
     in_len = np.maximum(source[..., 1] - source[..., 0], 1)[..., None]
@@ -161,37 +172,57 @@ class CropBatch:
     ``fill(image, params, fills)`` writes the normalised crops of an (H, W, 3) uint8 ``image`` for (N, 2)
     ``params`` into ``batch`` (N, 3, S, S) float32, ``fills`` (N, 3) being the normalised padding colours,
     and returns the realised parameters. The crops are :func:`crop_image`'s followed by :func:`normalize`,
-    equal to float rounding (about 1e-6), but made from the uint8 pixels the bilinear taps read: one gather
-    of pixel pairs for all objects instead of a float copy of every source rectangle, whose cost grows with
-    the object's size. The arithmetic runs on the image's device: a frame on the GPU is cropped there.
+    equal to float rounding (about 1e-6), but made from the uint8 pixels the bilinear taps read, not from a
+    float copy of every source rectangle, whose cost grows with the object's size. On the CPU they are made in
+    one pass of C (``csrc/crop_kernel.c``, built at install where a C compiler is found); elsewhere, or without
+    it, by tensor operations on the image's device (a frame on the GPU is cropped there).
     """
 
     def __init__(self, count: int, size: int, device: torch.device) -> None:
         self.batch = torch.empty(count, 3, size, size, device=device)
-        # every output pixel blends rows (r, r + 1) and columns (c, c + 1): for both rows, the 6 bytes of
-        # pixels c and c + 1
-        self._pairs = torch.empty(2 * count * size * size, 6, dtype=torch.uint8, device=device)
-        self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
         self._scale, self._shift = _normalizer(device)
-        self._channel_scale = self._scale.view(3).cpu().numpy()
+        self._scale_values, self._shift_values = self._scale.view(3).cpu().numpy(), self._shift.view(3).cpu().numpy()
+        self._compiled = device.type == "cpu" and _crop_kernel is not None
+        if self._compiled:
+            self._out = self.batch.numpy()  # the batch's memory, as the kernel writes it
+        else:
+            if device.type == "cpu":
+                _say_kernel_missing()
+            # every output pixel blends rows (r, r + 1) and columns (c, c + 1): for both rows, the 6 bytes of
+            # pixels c and c + 1
+            self._pairs = torch.empty(2 * count * size * size, 6, dtype=torch.uint8, device=device)
+            self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
 
     def fill(self, image: torch.Tensor, params: CropParams, fills: torch.Tensor) -> CropParams:
-        count, _, size, _ = self.batch.shape
-        device = self.batch.device
+        size = self.batch.shape[-1]
         height, width = image.shape[:2]
         region = crop_region((width, height), params, (size, size))
-        valid = ~region.empty
-        # (N, axis: x then y, first / end pixel)
-        target = np.where(valid[:, None], region.target, 0).reshape(count, 2, 2).transpose(0, 2, 1)
-        source = np.where(valid[:, None], region.source, [0, 0, 1, 1]).reshape(count, 2, 2).transpose(0, 2, 1)
-        first, weights = _linear_taps(target, source, size)
+        valid = ~region.empty[:, None]
+        target = np.where(valid, region.target, 0)  # an empty region is all padding, its taps on pixel 0
+        source = np.where(valid, region.source, [0, 0, 1, 1])
         if width < 2:  # a pair needs two columns: the only one twice, the copy with weight 0
             image = torch.cat([image, image], dim=1)
             width = 2
+        if self._compiled:
+            _crop_kernel.fill(image.contiguous().numpy(), height, width, size, target, source,
+                              fills.to(torch.float32).contiguous().numpy(), self._scale_values, self._shift_values,
+                              self._out)
+        else:
+            self._blend(image, target, source, fills)
+        return region.params
+
+    def _blend(self, image: torch.Tensor, target: np.ndarray, source: np.ndarray, fills: torch.Tensor) -> None:
+        """The kernel's work as tensor operations, on any device: one gather of the pixel pairs, the rows
+        blended, the columns weighted (with the normalisation's scale), the pairs added, the padding painted."""
+        count, _, size, _ = self.batch.shape
+        device = self.batch.device
+        height, width = image.shape[:2]
+        target = target.reshape(count, 2, 2).transpose(0, 2, 1)  # (N, axis: x then y, first / end pixel)
+        first, weights = _linear_taps(target, source.reshape(count, 2, 2).transpose(0, 2, 1), size)
         at_edge = first[:, 0] >= width - 1  # a pair at the last column starts one pixel earlier, weights swapped
-        cols = (first[:, 0] - at_edge).astype(np.int32)
+        cols = first[:, 0] - at_edge
         col_weights = np.where(at_edge[:, None], weights[:, 0, ::-1], weights[:, 0])
-        rows = np.stack([first[:, 1], np.minimum(first[:, 1] + 1, height - 1)]).astype(np.int32)  # (2, N, S)
+        rows = np.stack([first[:, 1], np.minimum(first[:, 1] + 1, height - 1)])  # (2, N, S)
         starts = torch.from_numpy(rows[:, :, :, None] * width + cols[:, None]).to(device)  # first pixel of each pair
         pixel_pairs = image.reshape(-1).as_strided((height * width - 1, 6), (3, 1))
         torch.index_select(pixel_pairs, 0, starts.view(-1), out=self._pairs)
@@ -200,7 +231,7 @@ class CropBatch:
         torch.mul(taps[0], row_w[:, 0], out=self._rows)
         self._rows.addcmul_(taps[1], row_w[:, 1])
         # the column weights, times the normalisation's channel scale (made in numpy: one tensor operation fewer)
-        col_w = col_weights.transpose(0, 2, 1)[..., None] * self._channel_scale  # (N, S, 2, 3) float32
+        col_w = col_weights.transpose(0, 2, 1)[..., None] * self._scale_values  # (N, S, 2, 3)
         self._rows.mul_(torch.from_numpy(col_w.reshape(count, 1, size * 6)).to(device))
         pair = self._rows.view(count, size, size, 2, 3).permute(3, 0, 4, 1, 2)  # (2, N, 3, S, S)
         torch.add(pair[0], pair[1], out=self.batch).add_(self._shift)
@@ -210,7 +241,13 @@ class CropBatch:
             for part in (crop[:, :y1], crop[:, y2:], crop[:, :, :x1], crop[:, :, x2:]):
                 if part.numel():
                     part.copy_(colour.expand_as(part))
-        return region.params
+
+
+@lru_cache(maxsize=None)
+def _say_kernel_missing() -> None:
+    """Once per process: the CPU crops run without the compiled kernel."""
+    log.warning("vot_lorat._crop_kernel is not built, so crops on the CPU use slower tensor operations; "
+                "run ./install.sh (or pip install -e .) where a C compiler and the Python headers are installed")
 
 
 _NORMALIZERS: Dict[torch.device, Tuple[torch.Tensor, torch.Tensor]] = {}
