@@ -104,7 +104,9 @@ class ServerConfig:
         return cls(**values)
 
     def to_env(self) -> Dict[str, str]:
-        """Every setting that is not None as the environment :meth:`from_env` reads back to this config."""
+        """Every setting that is not None as the environment :meth:`from_env` reads back to this config. Switches
+        that are off are written too (``LORAT_RANDOM_WEIGHTS=0``): the toolkit passes its own environment to the
+        tracker, and a variable left exported in that shell must not turn them on."""
         return {"LORAT_" + f.name.upper(): _format(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if getattr(self, f.name) is not None}
 
