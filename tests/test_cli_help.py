@@ -23,8 +23,8 @@ WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safet
 TRAIN = ["train", "--variant", "tiny", "--full-finetune", "--layer-scale-init", "1.0", "--data",
          "synthetic,sequences=50,frames=40", "--epochs", "1", "--samples-per-epoch", "48", "--batch-size", "8",
          "--workers", "0", "--threads", "1", "--log-every", "1", "--no-eval"]
-EVALUATE = ["evaluate", "--variant", "tiny", "--weights", WEIGHTS, "--data", "synthetic,split=held_out,sequences=2,frames=30",
-            "--threads", "1"]
+EVALUATE = ["evaluate", "--variant", "tiny", "--weights", WEIGHTS, "--data",
+            "synthetic,split=held_out,sequences=2,frames=30", "--threads", "1"]
 # a tqdm bar: "12/30 [00:01<00:02, ...": done/total, elapsed<remaining
 BAR = re.compile(r"\d+/\d+ \[\d\d:\d\d<\d\d:\d\d")
 
