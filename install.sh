@@ -23,7 +23,7 @@ fi
 .venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, simplejpeg, vot_lorat" \
     || { echo "install.sh: the installed packages do not import; see the error above" >&2; exit 1; }
 .venv/bin/python -c "import vot_lorat._crop_kernel" 2>/dev/null \
-    || echo "install.sh: warning: the C crop kernel did not build (see pip's message above; it needs a C compiler" \
-            "and the Python headers), so the tracker crops with slower tensor operations" >&2
+    || echo "install.sh: warning: the C crop kernel did not build (it needs a C compiler and the Python headers;" \
+            ".venv/bin/pip install -v -e . shows why), so the tracker crops with slower tensor operations" >&2
 echo "$want" > "$stamp"
 echo "install.sh: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
