@@ -31,7 +31,7 @@ static int64_t linear_tap(int64_t i, int64_t out_len, int64_t in_len, float *sec
 
 typedef struct {
     int64_t start, end;  /* the target range: crop pixels [start, end) are image pixels; the rest is padding */
-    int64_t source, source_len;
+    int64_t source, source_len;  /* the source range's first pixel and length (at least 1: check_ranges) */
 } Axis;
 
 static void fill_crops(const uint8_t *image, int64_t height, int64_t width, Py_ssize_t count, Py_ssize_t size,
@@ -42,15 +42,13 @@ static void fill_crops(const uint8_t *image, int64_t height, int64_t width, Py_s
     uint8_t *restrict top_taps = taps, *restrict bottom_taps = taps + 6 * size;
     for (Py_ssize_t k = 0; k < count; ++k) {
         const int64_t *t = targets + 4 * k, *s = sources + 4 * k; /* x1, y1, x2, y2 */
-        const Axis ax = {t[0], t[2], s[0], s[2] - s[0] > 1 ? s[2] - s[0] : 1};
-        const Axis ay = {t[1], t[3], s[1], s[3] - s[1] > 1 ? s[3] - s[1] : 1};
-        const Py_ssize_t columns = ax.end > ax.start ? ax.end - ax.start : 0;
-        const int64_t out_w = columns > 1 ? columns : 1, out_h = ay.end - ay.start > 1 ? ay.end - ay.start : 1;
+        const Axis ax = {t[0], t[2], s[0], s[2] - s[0]}, ay = {t[1], t[3], s[1], s[3] - s[1]};
+        const Py_ssize_t columns = ax.end - ax.start, rows = ay.end - ay.start;
         /* each column's pair of source pixels (c, c + 1) and their weights times the channel scale; a pair at
          * the last image column starts one pixel earlier, its weights swapped */
         for (Py_ssize_t x = 0; x < columns; ++x) {
             float second;
-            int64_t c = ax.source + linear_tap(x, out_w, ax.source_len, &second);
+            int64_t c = ax.source + linear_tap(x, columns, ax.source_len, &second);
             float w_left = 1.0f - second, w_right = second;
             if (c >= width - 1) {
                 c -= 1;
@@ -75,7 +73,7 @@ static void fill_crops(const uint8_t *image, int64_t height, int64_t width, Py_s
                 continue;
             }
             float w_bottom;
-            const int64_t r = ay.source + linear_tap(y - ay.start, out_h, ay.source_len, &w_bottom);
+            const int64_t r = ay.source + linear_tap(y - ay.start, rows, ay.source_len, &w_bottom);
             const float w_top = 1.0f - w_bottom;
             const uint8_t *top = image + r * width * 3;
             const uint8_t *bottom = image + (r + 1 < height ? r + 1 : height - 1) * width * 3;
