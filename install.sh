@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Create ./.venv and install vot_lorat with every dependency. Safe to run again: it returns at once
-# when nothing changed. PYTHON=python3.x picks the interpreter.
+# when nothing changed. PYTHON=python3.x picks the interpreter. `./install.sh --check` installs nothing: it
+# exits 1 when .venv is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.vot_lorat_installed
-# what the install is made from: the package metadata and the C source built at install (tests/test_readme.py
-# computes the same)
+# what the install is made from: the package metadata and the C source built at install
 want=$(cat setup.cfg pyproject.toml setup.py vot_lorat/csrc/*.c | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
+if [ "${1:-}" = --check ]; then
+    echo "install.sh: .venv is missing or out of date: run ./install.sh" >&2
+    exit 1
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
 echo "install.sh: installing into .venv (torch + torchvision first, from the registry, as a matching pair)"
 .venv/bin/python -m pip install -q torch torchvision
 .venv/bin/python -m pip install -q -e ".[dev]"
