@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 stamp=.venv/.vot_lorat_installed
-# what the install is made from: the package metadata and the C source built at install
-want=$(cat setup.cfg pyproject.toml setup.py vot_lorat/csrc/*.c | sha256sum | cut -d' ' -f1)
+# what the install is made from: the package metadata
+want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
@@ -24,10 +24,7 @@ if .venv/bin/python -m pip show -q trax >/dev/null 2>&1; then
     echo "install.sh: the unrelated 'trax' package is installed and hides vot-trax; run: .venv/bin/pip uninstall trax" >&2
     exit 1
 fi
-.venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, simplejpeg, vot_lorat" \
+.venv/bin/python -c "import torch, torchvision, timm, trax, vot, cv2, segment_anything, vot_lorat" \
     || { echo "install.sh: the installed packages do not import; see the error above" >&2; exit 1; }
-.venv/bin/python -c "import vot_lorat._crop_kernel" 2>/dev/null \
-    || echo "install.sh: warning: the C crop kernel did not build (it needs a C compiler and the Python headers;" \
-            ".venv/bin/pip install -v -e . shows why), so the tracker crops with slower tensor operations" >&2
 echo "$want" > "$stamp"
 echo "install.sh: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -3,7 +3,7 @@
 #
 #   ./workspace_setup.sh --demo
 #       Offline demo: install, write synthetic multi-object sequences with full ground truth, track them
-#       with the small LoRAT that ships in vot_lorat/weights/, then vot evaluate / analysis / report.
+#       with the small LoRAT that ships in vot_lorat/checkpoints/, then vot evaluate / analysis / report.
 #   ./workspace_setup.sh --stack vots2024/main --backbone dinov2_vitl14_pretrain.pth \
 #                        --weights LoRAT-L-378/model.bin [--sam sam_vit_h_4b8939.pth]
 #       A workspace for a real stack with the official weights; then: cd vot_workspace && vot evaluate LoRAT
@@ -32,7 +32,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-DEMO_WEIGHTS="$REPO/vot_lorat/weights/lorat_tiny_synthetic.safetensors"
+DEMO_WEIGHTS="$REPO/vot_lorat/checkpoints/lorat_tiny_synthetic.safetensors"
 
 workspace="" stack="vots2024/main" variant="" backbone="" weights="" device="auto" precision="auto"
 sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0 PY=""
@@ -88,7 +88,7 @@ if [ "$demo" = 1 ]; then
     start=$(date +%s)
     workspace="${workspace:-$PWD/demo_workspace}"
     if [ "$retrain" = 1 ]; then
-        echo "== retraining the demo model (the command in vot_lorat/weights/README.md)"
+        echo "== retraining the demo model (the command in vot_lorat/checkpoints/README.md)"
         "$PY" -m training train --variant tiny --full-finetune --layer-scale-init 1.0 --data synthetic \
             --eval-data synthetic,split=held_out,sequences=24 --output "$REPO/runs/demo-retrain" --epochs 40 \
             --samples-per-epoch 32768 --batch-size 32 --lr 1e-3 --warmup-epochs 0.1 --translation-jitter 1.0 \
@@ -104,9 +104,9 @@ if [ "$demo" = 1 ]; then
     touch "$workspace/.lorat_demo"
     echo "== writing synthetic sequences to $workspace/sequences"
     "$PY" -m training make-vot-sequences --output "$workspace/sequences" --count 6 --frames 80 --objects 3
-    "$PY" -m vot_lorat.workspace stack --output "$workspace/stack.yaml"
+    "$PY" -m vot_lorat.toolkit.workspace stack --output "$workspace/stack.yaml"
     printf 'registry:\n- ./trackers.ini\nstack: stack.yaml\n' > "$workspace/config.yaml"
-    "$PY" -m vot_lorat.workspace trackers --output "$workspace/trackers.ini" "${trackers_args[@]}" \
+    "$PY" -m vot_lorat.toolkit.workspace trackers --output "$workspace/trackers.ini" "${trackers_args[@]}" \
         --variant tiny --weights "$DEMO_WEIGHTS" --threads 1 --static
     cd "$workspace"
     echo "== vot evaluate"
@@ -117,7 +117,7 @@ if [ "$demo" = 1 ]; then
     "${VOT[@]}" report LoRAT LoRAT-mask static --format html --name demo
     echo
     echo "Offline demo: $(ls sequences | grep -c synth) synthetic sequences, VOTS-style scores"
-    "$PY" -m vot_lorat.workspace summary analysis/demo.json
+    "$PY" -m vot_lorat.toolkit.workspace summary analysis/demo.json
     echo
     echo "Report: $workspace/reports/demo/report.html"
     echo "Done in $(( $(date +%s) - start )) s."
@@ -130,7 +130,7 @@ workspace="${workspace:-$PWD/vot_workspace}"
 # the weights are checked (and the entries written) before the workspace folder exists: a refusal leaves nothing
 entries="$(mktemp "${TMPDIR:-/tmp}/lorat-trackers.XXXXXX")"
 trap 'rm -f "$entries"' EXIT
-"$PY" -m vot_lorat.workspace trackers --output "$entries" "${trackers_args[@]}" \
+"$PY" -m vot_lorat.toolkit.workspace trackers --output "$entries" "${trackers_args[@]}" \
     ${variant:+--variant "$variant"} ${backbone:+--backbone "$backbone"} --weights "$weights" \
     ${sam:+--sam "$sam"} --sam-mode "$sam_mode"
 mkdir -p "$workspace"

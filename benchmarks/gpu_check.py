@@ -25,14 +25,15 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from vot_lorat import create_model, get_config, load_model, merge_lora
+from vot_lorat.frames.reading import read_frame
+from vot_lorat.tracking.tracker import LoRATTracker
+
 from common import add_common_args, apply_threads, device_name, emit_tables, markdown_table, synchronize, write_json
 from model_speed import accuracy, realistic_inputs
 from tracker_speed import write_frames
-from vot_lorat import create_model, get_config, load_model, merge_lora
-from vot_lorat.image_io import read_frame
-from vot_lorat.tracker import LoRATTracker
 
-DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "vot_lorat/weights/lorat_tiny_synthetic.safetensors"
+DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "vot_lorat/checkpoints/lorat_tiny_synthetic.safetensors"
 Row = List[str]
 
 

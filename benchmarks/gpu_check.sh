@@ -14,10 +14,18 @@
 #
 # GPU_CHECK_DEVICE=cpu GPU_CHECK_SMOKE=1 runs the same steps with the tiny variant on the CPU, to check the
 # script itself where no GPU is lent (the CUDA-only rows then say so).
+#
+# It needs no install: the interpreter is PYTHON (default: the repository's .venv/bin/python where it exists,
+# else python3) with torch, torchvision, timm, safetensors, numpy, opencv, pyyaml, tqdm and matplotlib, and the
+# checkout goes on PYTHONPATH. The VOT toolkit, TraX and SAM are not used.
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="$REPO/.venv/bin/python"
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x "$REPO/.venv/bin/python" ]; then PY="$REPO/.venv/bin/python"
+else PY=python3
+fi
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${1:-$REPO/benchmarks/results/gpu_check}"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 mkdir -p "$OUT"

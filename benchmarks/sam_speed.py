@@ -3,7 +3,6 @@
 The crop mode (the reference) encodes one crop per object, the frame mode one image per frame, so
 their costs part ways as objects are added; this measures by how much on a given machine.
 
-    .venv/bin/python benchmarks/sam_speed.py --model-type tiny --json out.json
     .venv/bin/python benchmarks/sam_speed.py --model-type vit_b --device cuda --precision bf16 \\
         --checkpoint sam_vit_b_01ec64.pth --json vit_b.json
 
@@ -18,13 +17,22 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
-from segment_anything.build_sam import sam_model_registry
 from segment_anything.modeling import Sam
 
-from common import (add_common_args, apply_threads, csv_choices, csv_ints, emit_tables, markdown_table, summarize,
-                    time_calls, write_json)
 from vot_lorat.device import PRECISIONS
-from vot_lorat.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, build_tiny_sam, load_sam
+from vot_lorat.masks.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, load_sam
+
+from common import (
+    add_common_args,
+    apply_threads,
+    csv_choices,
+    csv_ints,
+    emit_tables,
+    markdown_table,
+    summarize,
+    time_calls,
+    write_json,
+)
 
 
 def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -46,8 +54,7 @@ def load_model(args: argparse.Namespace) -> Sam:
     if args.checkpoint:
         return load_sam(args.model_type, args.checkpoint, args.device)
     torch.manual_seed(0)
-    sam = build_tiny_sam() if args.model_type == "tiny" else sam_model_registry[args.model_type]()
-    return sam.to(args.device).eval()
+    return SAM_MODEL_TYPES[args.model_type].build().to(args.device).eval()
 
 
 def mean_iou(a: List[np.ndarray], b: List[np.ndarray]) -> float:

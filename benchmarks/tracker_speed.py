@@ -1,10 +1,10 @@
 """Per-frame time of the whole LoRAT tracker step for 1 to 16 objects: JPEG decode, crops, model, post-processing,
 and with ``--trax`` the per-frame time of the TraX server as the VOT toolkit measures it.
 
-Each frame is read from a JPEG file as the TraX server reads it: on the CPU by a ``ProcessPrefetcher``
-(a child process decodes the next file into shared memory), on a GPU by a ``FramePrefetcher`` (a thread
-decodes it there); ``decode`` is the time the step waits for its frame and ``decode (ahead)`` the reading
-itself, in the child or the thread (``--no-prefetch`` decodes in the step with ``read_frame``). Then
+Each frame is read from a JPEG file as the TraX server reads it: a ``FramePrefetcher`` thread decodes the next
+file on the tracker's device (nvJPEG on a GPU) while the current one is tracked; ``decode`` is the time the
+step waits for its frame and ``decode (ahead)`` the reading itself, in the thread (``--no-prefetch`` decodes in
+the step with ``read_frame``). Then
 ``LoRATTracker.track(image, profile=True)`` reports its preprocess (crops and normalisation of all objects),
 model (one batched forward pass) and postprocess (window, arg-max, back-projection) times, synchronising the
 GPU around the model. Every time is the median over the timed frames. The share outside the model is
@@ -21,8 +21,8 @@ servers take turns frame by frame, so that a busy machine slows them alike.
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224 --device cpu --precision fp32 --json cpu.json
     .venv/bin/python benchmarks/tracker_speed.py --variants B-224,L-224 --device cuda --precision fp16 --json gpu.json
     .venv/bin/python benchmarks/tracker_speed.py --variants tiny \\
-        --weights vot_lorat/weights/lorat_tiny_synthetic.safetensors --objects 1,3,8 --frame-size 1920x1080 \\
-        --threads 1 --trax --trax-checkout before=/tmp/base --trax-checkout after=.
+        --weights vot_lorat/checkpoints/lorat_tiny_synthetic.safetensors --objects 1,3,8 --frame-size 1920x1080 \\
+        --threads 1 --trax
 
 The frames (``--frame-size``, 1280x720 by default) are rendered once by the training code's synthetic
 scene generator with one moving target per object and written to a temporary folder; the trackers start
@@ -46,21 +46,30 @@ import cv2
 import numpy as np
 import torch
 
-from common import (add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables, markdown_table,
-                    time_calls, write_json)
-from trax_server_timed import read_forward_times
 from training.data.synthetic import SceneStyle, SyntheticScene
-from vot_lorat import box as bx
 from vot_lorat import load_model
-from vot_lorat.config import VARIANTS
 from vot_lorat.device import resolve_precision
-from vot_lorat.image_io import read_frame
-from vot_lorat.masks import BoxMaskGenerator, crop_to_content
-from vot_lorat.model import LoRAT
-from vot_lorat.host_memory import reuse_freed_memory
-from vot_lorat.prefetch import FramePrefetcher
-from vot_lorat.prefetch_process import ProcessPrefetcher, can_fork
-from vot_lorat.tracker import PRECISIONS, LoRATTracker, precision_context
+from vot_lorat.frames.read_ahead import FramePrefetcher
+from vot_lorat.frames.reading import read_frame
+from vot_lorat.masks.box_masks import BoxMaskGenerator
+from vot_lorat.masks.regions import crop_to_content
+from vot_lorat.model.config import VARIANTS
+from vot_lorat.model.network import LoRAT
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.tracker import PRECISIONS, LoRATTracker, precision_context
+
+from common import (
+    add_common_args,
+    apply_threads,
+    csv_ints,
+    csv_list,
+    device_name,
+    emit_tables,
+    markdown_table,
+    time_calls,
+    write_json,
+)
+from trax_server_timed import read_forward_times
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("decode", "preprocess", "model", "postprocess", "masks")
@@ -114,12 +123,7 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
         trackers[i if sequential else 0].add_object(first, box)
     parts: Dict[str, List[float]] = {name: [] for name in (*PARTS, "decode_ahead")}
     make_masks = BoxMaskGenerator()
-    if not prefetch:
-        prefetcher = None
-    elif device.type == "cpu" and can_fork():  # as the TraX server reads on the CPU
-        prefetcher = ProcessPrefetcher()
-    else:
-        prefetcher = FramePrefetcher(reader)
+    prefetcher = FramePrefetcher(reader, min_read_s=1e-3) if prefetch else None  # as the TraX server reads
 
     def step(i: int) -> None:
         start = time.perf_counter()
@@ -140,8 +144,7 @@ def measure(model: LoRAT, precision: str, paths: List[str], boxes: List[np.ndarr
             spent["masks"] = time.perf_counter() - start
         if i >= warmup:
             parts["decode"].append(decode * 1e3)
-            ahead = isinstance(prefetcher, ProcessPrefetcher)
-            parts["decode_ahead"].append(prefetcher.ahead_s * 1e3 if ahead else reader.ms[path])
+            parts["decode_ahead"].append(reader.ms[path])
             for name in PARTS[1:]:
                 parts[name].append(spent[name] * 1e3)
 
@@ -303,7 +306,6 @@ def main() -> None:
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
-    reuse_freed_memory()  # frame buffers reused, as in the TraX server
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")

@@ -26,8 +26,6 @@ from typing import Dict, List
 import torch
 from torch.utils.data import default_collate
 
-from common import (PeakMemory, add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables,
-                    markdown_table, summarize, time_calls, write_json)
 from training.config import DataSource, TrainConfig
 from training.data.pairs import PairDataset
 from training.data.registry import build_dataset
@@ -36,8 +34,22 @@ from training.data.transform import PairTransform
 from training.engine import forward_backward, grad_scaler, optimizer_step
 from training.optim import build_optimizer
 from training.trainer import build_training_model
-from vot_lorat.config import VARIANTS, get_config
 from vot_lorat.device import PRECISIONS, resolve_precision
+from vot_lorat.model.config import VARIANTS, get_config
+
+from common import (
+    PeakMemory,
+    add_common_args,
+    apply_threads,
+    csv_ints,
+    csv_list,
+    device_name,
+    emit_tables,
+    markdown_table,
+    summarize,
+    time_calls,
+    write_json,
+)
 
 
 def source_name(source: DataSource) -> str:

@@ -5,8 +5,8 @@ The share outside the model is the TraX time of a frame minus the forward pass o
 tracked it: a model timed in another process runs with other caches and at other moments. When the server exits,
 the forward-pass seconds of every ``LoRATTracker.track`` call (warm-up included, frames in order) are appended as
 one JSON list on one line to the file named by ``LORAT_BENCH_FORWARD_TIMES`` (one line per server process: the
-toolkit starts one per sequence). It imports whichever ``vot_lorat`` PYTHONPATH gives, so it times older
-checkouts too (``LoRATTracker.track(image, profile=True)`` exists in all of them).
+toolkit starts one per sequence). It imports whichever ``vot_lorat`` PYTHONPATH gives, so it times other
+checkouts of this package layout too.
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from typing import List, Union
 import numpy as np
 import torch
 
-from vot_lorat.tracker import LoRATTracker, TrackResult  # both exist in older checkouts too, unlike image_io.Frame
-from vot_lorat.trax_server import main
+from vot_lorat.tracking.tracker import LoRATTracker, TrackResult
 
 forward_s: List[float] = []
 untimed_track = LoRATTracker.track
@@ -45,6 +44,8 @@ def read_forward_times(path: Path) -> List[List[float]]:
 
 
 if __name__ == "__main__":
+    from vot_lorat.toolkit.server import main  # TraX: only where a server runs, not where times are read
+
     LoRATTracker.track = timed_track
     atexit.register(write_times)
     sys.exit(main())

@@ -31,13 +31,14 @@ import cv2
 import numpy as np
 import torch
 
+from vot_lorat import load_model
+from vot_lorat.toolkit.workspace import DEMO_STACK
+
 from common import add_common_args, apply_threads, device_name, emit_tables, markdown_table, write_json
 from trax_server_timed import read_forward_times
-from vot_lorat import load_model
-from vot_lorat.workspace import DEMO_STACK
 
 REPO = Path(__file__).resolve().parent.parent
-WEIGHTS = Path("vot_lorat/weights/lorat_tiny_synthetic.safetensors")
+WEIGHTS = Path("vot_lorat/checkpoints/lorat_tiny_synthetic.safetensors")
 
 
 def scale_sequences(source: Path, target: Path, size: Tuple[int, int]) -> None:

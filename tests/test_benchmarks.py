@@ -19,7 +19,7 @@ from training.metrics import got10k_ious, got10k_summary, ope_curves, ope_summar
 from training.miniature import make_miniature, write_got10k, write_lasot
 from training.plots import plot_results, plot_training_log
 from training.result_files import FORMATS
-from vot_lorat.image_io import read_rgb
+from vot_lorat.frames.reading import read_rgb
 
 # the got10k package computes in float64 like us; what is left is summation order
 TOLERANCE = 1e-6
@@ -286,7 +286,7 @@ def test_miniature_layouts_follow_the_published_ones(tmp_path):
     assert os.path.isfile(tmp_path / "COCO" / "train2017" / coco["images"][0]["file_name"])
 
 
-DEMO_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vot_lorat", "weights",
+DEMO_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vot_lorat", "checkpoints",
                             "lorat_tiny_synthetic.safetensors")
 
 

@@ -8,11 +8,11 @@ from safetensors.torch import save_file
 
 import vot_lorat
 from vot_lorat import WeightFileError
-from vot_lorat.builder import load_checkpoint
-from vot_lorat.config import get_config
-from vot_lorat.lora import iter_lora
-from vot_lorat.lorat_weights import read_checkpoint
-from vot_lorat.weights_io import is_safetensors
+from vot_lorat.model.config import get_config
+from vot_lorat.model.lora import iter_lora
+from vot_lorat.weights.checkpoint import read_checkpoint
+from vot_lorat.weights.files import is_safetensors
+from vot_lorat.weights.loading import load_checkpoint
 
 from official_files import lorat_2024_state, meta_dinov2_state, write_model_bin
 

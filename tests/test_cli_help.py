@@ -18,8 +18,11 @@ import pytest
 from training.cli import main as cli_main
 from training.config import TrainConfig
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+from tiny_models import script_with_tiny_models
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 TRAIN = ["train", "--variant", "tiny", "--full-finetune", "--layer-scale-init", "1.0", "--data",
          "synthetic,sequences=50,frames=40", "--epochs", "1", "--samples-per-epoch", "48", "--batch-size", "8",
          "--workers", "0", "--threads", "1", "--log-every", "1", "--no-eval"]
@@ -154,10 +157,11 @@ def test_benchmark_lists_are_comma_separated(script):
 
 
 def test_sam_speed_takes_comma_separated_lists():
-    result = subprocess.run([sys.executable, os.path.join("benchmarks", "sam_speed.py"), "--model-type", "tiny",
-                             "--modes", "crop,frame", "--objects", "1,2", "--frames", "1", "--warmup", "0",
-                             "--threads", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    command = script_with_tiny_models(os.path.join("benchmarks", "sam_speed.py"), "--model-type", "tiny", "--modes",
+                                      "crop,frame", "--objects", "1,2", "--frames", "1", "--warmup", "0",
+                                      "--threads", "1")
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, ROOT])))
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if re.match(r"\| (crop|frame) \| \d+ \|", line)]
     assert len(rows) == 4, result.stdout

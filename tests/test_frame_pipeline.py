@@ -1,10 +1,8 @@
 """The frame pipeline around the network: decoding, the batched in-place crops, and the tracker built on them
-giving the boxes of the per-object crop path (crop_image + normalize), frame after frame."""
+giving the boxes of the per-object crop path (the reference crop + normalize), frame after frame."""
 from __future__ import annotations
 
 import os
-import shutil
-import sysconfig
 
 import cv2
 import numpy as np
@@ -13,16 +11,17 @@ import torch
 from PIL import Image
 
 import vot_lorat
-from vot_lorat import box as bx
-from vot_lorat import crop as crop_module
-from vot_lorat.crop import CropBatch, crop_image, image_mean, normalize, siamfc_params, token_mask
-from vot_lorat.image_io import decode_jpeg_into, read_frame, read_rgb
-from vot_lorat.postprocess import hann_window_2d, select_boxes
-from vot_lorat.tracker import LoRATTracker
 from training.data.synthetic import SceneStyle, SyntheticScene
+from vot_lorat.frames.reading import read_frame, read_rgb
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.crop import CropBatch, crop_one, image_mean, normalize, siamfc_params, token_mask
+from vot_lorat.tracking.postprocess import hann_window_2d, select_boxes
+from vot_lorat.tracking.tracker import LoRATTracker
+
+from reference_crop import reference_crop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+DEMO_WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
@@ -59,21 +58,6 @@ def test_read_frame_gives_opencvs_pixels(image_files, name):
     assert np.array_equal(frame.numpy(), expected)
 
 
-@pytest.mark.parametrize("name, decoded", [
-    ("plain.jpg", True), ("progressive.jpg", True), ("full_chroma.jpeg", True), ("grey.jpg", True),
-    ("rotated.JPG", False), ("cmyk.jpg", False), ("truncated.jpg", False), ("lossless.png", False)])
-def test_decode_jpeg_into_gives_read_frames_pixels_or_leaves_the_file_to_it(image_files, name, decoded):
-    path = str(image_files / name)
-    out = np.full(200 * 200 * 3, 7, dtype=np.uint8)
-    shape = decode_jpeg_into(path, out)
-    if decoded:
-        assert shape == (120, 160, 3)
-        assert np.array_equal(out[:120 * 160 * 3].reshape(shape), read_frame(path).numpy())
-    else:
-        assert shape is None and (out == 7).all()
-    assert decode_jpeg_into(path, np.empty(100, dtype=np.uint8)) is None  # too small a buffer: untouched too
-
-
 def test_unreadable_frames_raise_the_same_error(tmp_path):
     (tmp_path / "not_a.jpg").write_bytes(b"not a jpeg at all")
     for name in ("not_a.jpg", "missing.jpg"):
@@ -85,29 +69,8 @@ def _fills(count, seed):
     return torch.from_numpy(np.random.default_rng(seed).uniform(0, 255, (count, 3)).astype(np.float32))
 
 
-COMPILED = pytest.mark.skipif(crop_module._crop_kernel is None, reason="the C crop kernel is not built here")
-
-
-@pytest.fixture(params=["compiled", "tensor"])
-def crop_path(request, monkeypatch):
-    """CropBatch on the CPU both ways: with the compiled kernel, and with the tensor operations used without it."""
-    if request.param == "compiled" and crop_module._crop_kernel is None:
-        pytest.skip("the C crop kernel is not built here")
-    if request.param == "tensor":
-        monkeypatch.setattr(crop_module, "_crop_kernel", None)
-    return request.param
-
-
-def test_the_crop_kernel_is_built_where_it_can_be():
-    """setup.py builds it as optional: a broken build would pass unnoticed, the crops made the slow way."""
-    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
-    if not (shutil.which("cc") or shutil.which("gcc")) or not os.path.exists(headers):
-        pytest.skip("no C compiler or Python headers here: the kernel cannot be built")
-    assert crop_module._crop_kernel is not None, "vot_lorat._crop_kernel did not build: run ./install.sh, read pip"
-
-
 @pytest.mark.parametrize("width, height", [(400, 300), (1280, 720), (60, 40), (7, 5), (1, 9), (9, 1)])
-def test_crop_batch_equals_crop_image_then_normalize(width, height, crop_path):
+def test_crop_batch_equals_the_reference_crop_then_normalize(width, height):
     rng = np.random.default_rng(width * height)
     image = torch.from_numpy(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     for size, count in ((112, 5), (56, 3), (17, 2)):
@@ -117,91 +80,46 @@ def test_crop_batch_equals_crop_image_then_normalize(width, height, crop_path):
         fills = _fills(count, size)
         crops = CropBatch(count, size, image.device)
         params = siamfc_params(boxes, 4.0, (size, size))
-        real = crops.fill(image, params, normalize(fills[:, :, None, None])[:, :, 0, 0])
+        real = crops.crop(image, params, normalize(fills[:, :, None, None])[:, :, 0, 0])
         for i in range(count):
             one = siamfc_params(boxes[i], 4.0, (size, size))
             assert np.array_equal(params.scale[i], one.scale) and np.array_equal(params.translation[i], one.translation)
-            expected, expected_real = crop_image(image, one, (size, size), fills[i])
+            expected, expected_real = reference_crop(image, one, size, fills[i])
             # float rounding only: F.interpolate's own kernels differ among themselves by as much
             assert (crops.batch[i] - normalize(expected)).abs().max() < 1e-5
             assert np.array_equal(real.scale[i], expected_real.scale)
             assert np.array_equal(real.translation[i], expected_real.translation)
 
 
-def test_crop_batch_writes_in_place(crop_path):
+@pytest.mark.parametrize("width, height", [(400, 300), (60, 40), (1, 9)])
+def test_pixel_crops_equal_the_reference_crop(width, height):
+    """Without normalisation (training's and SAM's crops): the reference's 0..255 values."""
+    rng = np.random.default_rng(width + height)
+    image = torch.from_numpy(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    for size in (112, 17):
+        centres = rng.uniform([-20, -20], [width + 20, height + 20], (3, 2))
+        sides = rng.uniform(0.3, max(width, height), (3, 2))
+        for box in np.concatenate([centres - sides / 2, centres + sides / 2], axis=1):
+            params = siamfc_params(box, 2.0, (size, size))
+            crop, real = crop_one(image, params, size, image_mean(image))
+            expected, expected_real = reference_crop(image, params, size, image_mean(image))
+            assert crop.shape == (3, size, size) and (crop - expected).abs().max() < 2e-4
+            assert np.array_equal(real.scale, expected_real.scale)
+            assert np.array_equal(real.translation, expected_real.translation)
+
+
+def test_crop_batch_writes_in_place():
     image = torch.from_numpy(_picture())
     crops = CropBatch(2, 56, image.device)
     batch = crops.batch
     for shift in (0.0, 7.5):
         boxes = np.array([[20 + shift, 30, 60, 70], [100, 10 + shift, 150, 60]])
-        crops.fill(image, siamfc_params(boxes, 4.0, (56, 56)), torch.zeros(2, 3))
+        crops.crop(image, siamfc_params(boxes, 4.0, (56, 56)), torch.zeros(2, 3))
         assert crops.batch is batch and crops.batch.data_ptr() == batch.data_ptr()
 
 
-@COMPILED
-def test_compiled_crops_equal_the_tensor_operations(monkeypatch):
-    """The same taps, the same float operations: equal up to the fused multiply-adds torch's kernels may use."""
-    rng = np.random.default_rng(7)
-    for _ in range(60):
-        height, width = (int(v) for v in rng.integers(1, 300, 2))
-        image = torch.from_numpy(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-        count, size = int(rng.integers(1, 5)), int(rng.integers(1, 60))
-        centres = rng.uniform([-60, -60], [width + 60, height + 60], (count, 2))
-        sides = rng.uniform(0.3, max(width, height), (count, 2))
-        params = siamfc_params(np.concatenate([centres - sides / 2, centres + sides / 2], 1), 4.0, (size, size))
-        fills = torch.from_numpy(rng.normal(0, 1, (count, 3)).astype(np.float32))
-        compiled = CropBatch(count, size, image.device)
-        compiled.fill(image, params, fills)
-        with monkeypatch.context() as m:
-            m.setattr(crop_module, "_crop_kernel", None)
-            tensor = CropBatch(count, size, image.device)
-        tensor.fill(image, params, fills)
-        assert (compiled.batch - tensor.batch).abs().max() <= 1e-6
-
-
-@COMPILED
-def test_crop_kernel_refuses_arguments_that_would_leave_its_buffers():
-    image = np.zeros((10, 20, 3), dtype=np.uint8)
-    out = np.zeros((1, 3, 8, 8), dtype=np.float32)
-    scale = np.ones(3, dtype=np.float32)
-
-    def fill(source, target=(0, 0, 8, 8), height=10, image=image, out=out, fills=np.zeros((1, 3), np.float32)):
-        crop_module._crop_kernel.fill(image, height, 20, 8, np.array([target], dtype=np.int64),
-                                      np.array([source], dtype=np.int64), fills, scale, scale, out)
-
-    fill((0, 0, 20, 10))  # the whole image: fine
-    with pytest.raises(ValueError, match="crop 0 has target 0..8 or source 0..21 outside its 0..8 crop and 0..20"):
-        fill((0, 0, 21, 10))
-    with pytest.raises(ValueError, match="source 5..5"):
-        fill((0, 5, 20, 5))  # an empty source range
-    with pytest.raises(ValueError, match="target 0..9"):
-        fill((0, 0, 20, 10), target=(0, 0, 8, 9))
-    with pytest.raises(ValueError, match="image has 600 bytes, 660 expected"):
-        fill((0, 0, 20, 10), height=11)
-    with pytest.raises(ValueError, match="out has 768 bytes, 3072 expected"):
-        crop_module._crop_kernel.fill(image, 10, 20, 16, np.zeros((1, 4), np.int64), np.zeros((1, 4), np.int64),
-                                      np.zeros((1, 3), np.float32), scale, scale, out)
-    with pytest.raises(ValueError, match="fills has 24 bytes, 12 expected"):
-        fill((0, 0, 20, 10), fills=np.zeros((1, 3)))  # float64 colours
-    with pytest.raises(ValueError, match="not C-contiguous"):
-        fill((0, 0, 20, 10), image=np.zeros((10, 40, 3), dtype=np.uint8)[:, ::2])  # not contiguous
-    with pytest.raises(TypeError):
-        fill((0, 0, 20, 10), out=out.tobytes())  # read-only
-
-
-def test_without_the_kernel_the_cpu_crops_say_so_once(monkeypatch, caplog):
-    monkeypatch.setattr(crop_module, "_crop_kernel", None)
-    crop_module._say_kernel_missing.cache_clear()
-    with caplog.at_level("WARNING", logger="vot_lorat.crop"):
-        CropBatch(1, 8, torch.device("cpu"))
-        CropBatch(2, 8, torch.device("cpu"))
-    assert [r.getMessage() for r in caplog.records if "_crop_kernel is not built" in r.getMessage()] == [
-        "vot_lorat._crop_kernel is not built, so crops on the CPU use slower tensor operations; run ./install.sh "
-        "(or pip install -e .) where a C compiler and the Python headers are installed"]
-
-
 def _per_object_tracking(model, frames, starts):
-    """The tracking procedure with one crop_image + normalize per object (the pipeline before CropBatch):
+    """The tracking procedure with one reference crop + normalize per object, as the official code tracks:
     ``starts`` maps a frame index to the boxes that start there. Returns every (frame, object) box and
     confidence."""
     cfg = model.config
@@ -215,7 +133,7 @@ def _per_object_tracking(model, frames, starts):
             for obj in objects:
                 p = siamfc_params(bx.enlarge_to_min_size(obj["box"], cfg.min_object_size), cfg.search_area_factor,
                                   (size, size))
-                crop, real = crop_image(frame, p, (size, size), obj["fill"])
+                crop, real = reference_crop(frame, p, size, obj["fill"])
                 crops.append(crop)
                 params.append(real)
             with torch.inference_mode():
@@ -232,7 +150,7 @@ def _per_object_tracking(model, frames, starts):
         for box in starts.get(t, []):
             fill = image_mean(frame)
             tz = cfg.template_size
-            crop, real = crop_image(frame, siamfc_params(box, cfg.template_area_factor, (tz, tz)), (tz, tz), fill)
+            crop, real = reference_crop(frame, siamfc_params(box, cfg.template_area_factor, (tz, tz)), tz, fill)
             mask = torch.from_numpy(token_mask(real.apply(box), tz, cfg.template_grid))
             objects.append({"z": normalize(crop), "mask": mask, "fill": fill, "box": np.asarray(box, float)})
     return out
@@ -282,6 +200,6 @@ def test_frames_decoded_and_cropped_on_the_gpu(image_files):
     boxes = np.array([[20, 30, 60, 70], [100, 10, 170, 60]], dtype=np.float64)
     params = siamfc_params(boxes, 4.0, (56, 56))
     on_cpu, on_gpu = CropBatch(2, 56, torch.device("cpu")), CropBatch(2, 56, device)
-    on_cpu.fill(image, params, torch.zeros(2, 3))
-    on_gpu.fill(image.to(device), params, torch.zeros(2, 3, device=device))
+    on_cpu.crop(image, params, torch.zeros(2, 3))
+    on_gpu.crop(image.to(device), params, torch.zeros(2, 3, device=device))
     assert (on_gpu.batch.cpu() - on_cpu.batch).abs().max() < 1e-5

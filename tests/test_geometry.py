@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vot_lorat import box as bx
-from vot_lorat.crop import CropParams, crop_image, crop_region, image_mean, siamfc_params, token_mask
-from vot_lorat.postprocess import hann_window_2d, select_boxes
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.crop import CropParams, crop_one, crop_region, image_mean, siamfc_params, token_mask
+from vot_lorat.tracking.postprocess import hann_window_2d, select_boxes
 
 
 def _image(h=120, w=160, seed=0):
@@ -36,7 +36,7 @@ def test_boxes_round_trip_through_realised_crop(seed):
     image = _image()
     b = bx.from_centre_size(rng.uniform([-20, -20], [180, 140]), rng.uniform(5, 80, 2))
     params = siamfc_params(b, rng.uniform(2, 5), (112, 112))
-    _, real = crop_image(image, params, (112, 112), image_mean(image))
+    _, real = crop_one(image, params, 112, image_mean(image))
     for probe in (b, b + rng.normal(0, 10, 4)):
         assert np.abs(real.invert(real.apply(probe)) - probe).max() < 1e-4
 
@@ -45,9 +45,9 @@ def test_crop_at_unit_scale_copies_pixels_and_fills_outside():
     image = _image()
     params = CropParams(np.array([1.0, 1.0]), np.array([30.0, 20.0]))  # image (0,0) -> crop (30,20)
     fill = torch.tensor([1.0, 2.0, 3.0])
-    crop, real = crop_image(image, params, (64, 48), fill)
-    assert crop.shape == (3, 48, 64)
-    assert torch.equal(crop[:, 20:, 30:], image[:28, :34].permute(2, 0, 1).float())
+    crop, real = crop_one(image, params, 64, fill)
+    assert crop.shape == (3, 64, 64)
+    assert torch.equal(crop[:, 20:, 30:], image[:44, :34].permute(2, 0, 1).float())
     assert (crop[:, :20, :] == fill.view(3, 1, 1)).all() and (crop[:, :, :30] == fill.view(3, 1, 1)).all()
     assert np.allclose(real.scale, 1) and np.allclose(real.translation, [30, 20])
 
@@ -56,13 +56,13 @@ def test_crop_resizes_only_the_rasterised_subrectangle():
     image = _image()
     params = siamfc_params([60.3, 50.7, 90.1, 75.2], 2.0, (56, 56))
     fill = image_mean(image)
-    crop, real = crop_image(image, params, (56, 56), fill)
+    crop, real = crop_one(image, params, 56, fill)
     region = crop_region((160, 120), params, (56, 56))
     sx1, sy1, sx2, sy2 = region.source
     tx1, ty1, tx2, ty2 = region.target
     expect = F.interpolate(image[sy1:sy2, sx1:sx2].permute(2, 0, 1)[None].float(), size=(ty2 - ty1, tx2 - tx1),
                            mode="bilinear", align_corners=False)[0]
-    assert torch.equal(crop[:, ty1:ty2, tx1:tx2], expect)
+    assert (crop[:, ty1:ty2, tx1:tx2] - expect).abs().max() < 2e-4  # float rounding of the same blend
     # the realised params map the source rectangle exactly onto the target rectangle
     assert np.abs(real.apply(region.source.astype(float)) - region.target).max() < 1e-3
     # and differ from the requested ones by the rasterisation only
@@ -73,7 +73,7 @@ def test_crop_far_outside_is_all_fill():
     image = _image()
     params = siamfc_params([1000, 1000, 1010, 1010], 4.0, (32, 32))
     fill = torch.tensor([5.0, 6.0, 7.0])
-    crop, real = crop_image(image, params, (32, 32), fill)
+    crop, real = crop_one(image, params, 32, fill)
     assert (crop == fill.view(3, 1, 1)).all()
     assert np.allclose(real.scale, params.scale)
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 import vot_lorat
-from vot_lorat.config import get_config
-from vot_lorat.lora import LoRA, LoRALinear, QKVLoRALinear, has_lora, merge_lora
+from vot_lorat.model.config import get_config
+from vot_lorat.model.lora import LoRA, LoRALinear, QKVLoRALinear, has_lora, merge_lora
 
 
 def _inputs(cfg, batch=2):
@@ -35,7 +35,7 @@ def test_lora_on_every_linear_of_every_block_with_split_qkv(variant):
 
 def test_qkv_split_keeps_the_fused_rows():
     linear = nn.Linear(8, 24)
-    from vot_lorat.lora import apply_lora
+    from vot_lorat.model.lora import apply_lora
 
     block = nn.Module()
     block.attn = nn.Module()

@@ -7,9 +7,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import vot_lorat
-from vot_lorat.convert import from_meta_dinov2, resize_pos_embed
-from vot_lorat.config import get_config
-from vot_lorat.model import count_parameters
+from vot_lorat.model.backbone import resize_pos_embed
+from vot_lorat.model.config import get_config
+from vot_lorat.model.network import count_parameters
+from vot_lorat.weights.formats import from_meta_dinov2
 
 from official_files import lorat_2024_state, meta_dinov2_state, reference_forward, write_model_bin
 
@@ -169,8 +170,8 @@ def test_unknown_variant_lists_choices():
 
 
 def test_dinov2_stochastic_depth_on_a_batch_subset():
-    from vot_lorat.backbone import _subset_residual, create_vit
-    from vot_lorat.config import VIT_TINY
+    from vot_lorat.model.backbone import _subset_residual, create_vit
+    from vot_lorat.model.config import VIT_TINY
 
     x = torch.randn(10, 5, 8)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from vot_lorat.prefetch import FramePrefetcher, next_frame_path, read_ahead
+from vot_lorat.frames.read_ahead import FramePrefetcher, next_frame_path, read_ahead
 
 
 @pytest.mark.parametrize("path, expected", [

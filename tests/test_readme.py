@@ -27,7 +27,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-READMES = ("README.md", "benchmarks/README.md", "vot_lorat/weights/README.md")
+READMES = ("README.md", "benchmarks/README.md", "vot_lorat/checkpoints/README.md")
 LANGUAGES = ("bash", "python", "text")
 FENCE = re.compile(r"^```(\S*)\s*$")
 ANNOTATION = re.compile(r"^<!--\s*readme-test:\s*(slow|after-demo|flags-only)\b\s*(.*?)\s*-->\s*$")

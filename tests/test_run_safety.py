@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from training.cli import main as cli_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 # 2 epochs of 8 steps of the tiny model on synthetic pairs, a checkpoint every epoch
 ARGS = ["--variant", "tiny", "--full-finetune", "--layer-scale-init", "1.0", "--data",
         "synthetic,sequences=200,frames=60", "--epochs", "2", "--samples-per-epoch", "64", "--batch-size", "8",

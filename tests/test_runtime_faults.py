@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -18,18 +19,21 @@ from trax.image import FileImage
 from trax.server import Request
 
 import vot_lorat
+from vot_lorat.frames.reading import read_rgb
+from vot_lorat.masks.box_masks import BoxMaskGenerator
+from vot_lorat.masks.sam import SamMaskGenerator, SamOptions
+from vot_lorat.toolkit.server import main
+from vot_lorat.toolkit.session import TrackingSession
+from vot_lorat.toolkit.settings import ServerSettings, parse_args
+from vot_lorat.toolkit.trax_adapter import TraxAdapter
+from vot_lorat.tracking.tracker import LoRATTracker
+
 from official_files import meta_dinov2_state
 from scenes import write_scene_frames
-from tiny_sam import build_tiny_sam
-from vot_lorat.image_io import read_rgb
-from vot_lorat.masks import BoxMaskGenerator
-from vot_lorat.sam import SamMaskGenerator, SamOptions
-from vot_lorat.session import TrackingSession
-from vot_lorat.tracker import LoRATTracker
-from vot_lorat.trax_server import ServerConfig, TraxTracker, main, parse_args
+from tiny_models import build_tiny_sam
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 MISSING_GPU = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
 
 
@@ -61,19 +65,19 @@ def test_no_lorat_weights_refuses_to_start(clean_env, capsys, tmp_path, env):
         clean_env.setenv(key, str(backbone) if value == "BACKBONE" else value)
     assert main([]) == 1
     line = _one_error_line(capsys)
-    variant = env.get("LORAT_VARIANT", "B-224")
-    assert f"no LoRAT weights for {variant}" in line and "LORAT_WEIGHTS" in line and "random" in line
+    variant = env.get("LORAT_VARIANT")
+    assert "no LoRAT weights" in line and "LORAT_WEIGHTS" in line and "random" in line
+    assert variant is None or f"no LoRAT weights for {variant}" in line
 
 
-def test_random_weights_only_behind_the_switch(clean_env, caplog):
-    from vot_lorat.trax_server import build_tracker
+def test_random_weights_are_no_setting_of_the_tracker(clean_env, capsys):
+    from vot_lorat.toolkit.server import build_tracker
 
     with pytest.raises(ValueError, match="no LoRAT weights"):
-        build_tracker(ServerConfig(variant="tiny", device="cpu"), torch.device("cpu"))
-    cfg = parse_args(["--variant", "tiny", "--random-weights", "1"])
-    with caplog.at_level(logging.WARNING):
-        tracker = build_tracker(cfg, torch.device("cpu"))
-    assert isinstance(tracker, LoRATTracker) and "random weights" in caplog.text
+        build_tracker(ServerSettings(variant="tiny", device="cpu"), torch.device("cpu"))
+    with pytest.raises(SystemExit):
+        parse_args(["--variant", "tiny", "--random-weights"])
+    assert "unrecognized arguments: --random-weights" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("device", ["cuda", MISSING_GPU, "gpu0"])
@@ -113,7 +117,7 @@ def test_the_start_up_error_is_the_toolkits_quit_reason(tmp_path):
                                         ("LORAT_THREADS", "-3")])
 def test_numbers_out_of_range_are_refused(clean_env, capsys, name, value):
     with pytest.raises(ValueError, match=f"{name}={value!r}"):
-        ServerConfig.from_env({name: value})
+        ServerSettings.from_env({name: value})
     clean_env.setenv(name, value)
     clean_env.setenv("LORAT_VARIANT", "static")
     assert main([]) == 1
@@ -151,8 +155,8 @@ def scene_frames(tmp_path_factory):
     return write_scene_frames(tmp_path_factory.mktemp("frames"), 4242, 5, targets=1)
 
 
-def _glue(model, masks=None) -> TraxTracker:
-    return TraxTracker(TrackingSession(LoRATTracker(model), masks), masks is not None)
+def _glue(model, masks=None) -> TraxAdapter:
+    return TraxAdapter(TrackingSession(LoRATTracker(model), masks), masks is not None)
 
 
 def _request(kind, path, objects=None):
@@ -269,18 +273,18 @@ def test_help_explains_every_setting(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    text = text[text.index("options:"):]
-    for name in ServerConfig.__dataclass_fields__:
+    text = re.sub(r", --no-[\w-]+", "", text[text.index("options:"):])  # a switch is --x, --no-x: keep --x
+    for name in ServerSettings.__dataclass_fields__:
         flag = "--" + name.replace("_", "-")
         entry = text[text.index(flag + " "):]
         assert f"(env LORAT_{name.upper()}; default: " in entry.split(" --")[0], flag
-    assert "tiny-g" in text and "LORA_RANK" not in text
+    assert "g-378" in text and "tiny-g" not in text and "LORA_RANK" not in text
 
 
 def test_the_variant_is_read_from_the_weights():
-    from vot_lorat.lorat_weights import LoRATCheckpoint, infer_variant
+    from vot_lorat.weights.checkpoint import LoRATCheckpoint, infer_variant
 
-    assert infer_variant(vot_lorat.lorat_weights.read_checkpoint(WEIGHTS)) == "tiny"  # saved in the file
+    assert infer_variant(vot_lorat.read_checkpoint(WEIGHTS)) == "tiny"  # saved in the file
     # a released LoRA-only B file: its shapes fit B-224 and B-378, its folder name tells which
     state = {"token_type_embed": torch.zeros(3, 768), "blocks.11.attn.qkv.q.lora.A": torch.zeros(64, 768)}
     assert infer_variant(LoRATCheckpoint("/w/LoRAT-B-378/model.bin", state, "lora", 64)) == "B-378"

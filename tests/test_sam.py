@@ -11,11 +11,11 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from torch import nn
 
-from tiny_sam import build_tiny_sam, save_tiny_sam
-from vot_lorat.crop import crop_region, siamfc_params
-from vot_lorat.masks import resolve_overlaps
-from vot_lorat.sam import MaskResult, SamMaskGenerator, SamOptions, load_sam
+from vot_lorat.masks.overlaps import resolve_overlaps
+from vot_lorat.masks.sam import MaskResult, SamMaskGenerator, SamOptions, load_sam
+from vot_lorat.tracking.crop import crop_region, siamfc_params
 
+from tiny_models import build_tiny_sam, save_tiny_sam
 
 # --- a stub SAM whose decoder draws the prompted box: the geometry becomes checkable ----------------------
 
@@ -426,13 +426,14 @@ def test_load_sam_loads_a_checkpoint_file(tmp_path):
 
 def test_the_server_uses_sam_as_the_sessions_mask_generator(tmp_path):
     """No adapter: the generator the server builds is the SamMaskGenerator, and a session takes its masks."""
-    from vot_lorat.masks import FrameMask
-    from vot_lorat.session import TrackingSession
-    from vot_lorat.static_tracker import StaticTracker
-    from vot_lorat.trax_server import ServerConfig, build_mask_generator
+    from vot_lorat.masks.regions import FrameMask
+    from vot_lorat.toolkit.server import build_mask_generator
+    from vot_lorat.toolkit.session import TrackingSession
+    from vot_lorat.toolkit.settings import ServerSettings
+    from vot_lorat.tracking.static import StaticTracker
 
     save_tiny_sam(tmp_path / "tiny_sam.pth")
-    cfg = ServerConfig(mask="sam", sam_model="tiny", sam_checkpoint=str(tmp_path / "tiny_sam.pth"))
+    cfg = ServerSettings(mask="sam", sam_model="tiny", sam_checkpoint=str(tmp_path / "tiny_sam.pth"))
     generator = build_mask_generator(cfg, torch.device("cpu"))
     assert isinstance(generator, SamMaskGenerator) and generator.options.precision == "fp32"
     session = TrackingSession(StaticTracker(), generator)

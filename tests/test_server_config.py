@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import pytest
-
 import torch
 
-from vot_lorat.trax_server import ServerConfig, main, parse_args
+from vot_lorat.toolkit.server import main
+from vot_lorat.toolkit.settings import ServerSettings, parse_args
 
 
 def test_environment_values_are_typed():
-    cfg = ServerConfig.from_env({"LORAT_VARIANT": "L-378", "LORAT_ABSENCE_THRESHOLD": "0.3", "LORAT_THREADS": "2",
+    cfg = ServerSettings.from_env({"LORAT_VARIANT": "L-378", "LORAT_ABSENCE_THRESHOLD": "0.3", "LORAT_THREADS": "2",
                                  "LORAT_SAM_MULTIMASK": "1", "LORAT_MASK": "box", "LORAT_WEIGHTS": " "})
     assert (cfg.variant, cfg.absence_threshold, cfg.threads, cfg.sam_multimask, cfg.mask) == \
         ("L-378", 0.3, 2, True, "box")
@@ -18,14 +18,14 @@ def test_environment_values_are_typed():
 
 def test_unexpanded_variable_from_trackers_ini_is_explained():
     with pytest.raises(ValueError, match=r"LORAT_SAM_CHECKPOINT is '\$\{LORAT_SAM_VIT_H\}': export LORAT_SAM_VIT_H"):
-        ServerConfig.from_env({"LORAT_SAM_CHECKPOINT": "${LORAT_SAM_VIT_H}"})
+        ServerSettings.from_env({"LORAT_SAM_CHECKPOINT": "${LORAT_SAM_VIT_H}"})
 
 
 def test_bad_numbers_are_named():
     with pytest.raises(ValueError, match="LORAT_ABSENCE_THRESHOLD='high' is not a valid float"):
-        ServerConfig.from_env({"LORAT_ABSENCE_THRESHOLD": "high"})
+        ServerSettings.from_env({"LORAT_ABSENCE_THRESHOLD": "high"})
     with pytest.raises(ValueError, match="is not a boolean"):
-        ServerConfig.from_env({"LORAT_SAM_MULTIMASK": "maybe"})
+        ServerSettings.from_env({"LORAT_SAM_MULTIMASK": "maybe"})
 
 
 def test_flags_override_environment(monkeypatch):
@@ -36,14 +36,14 @@ def test_flags_override_environment(monkeypatch):
 
 
 def test_environment_round_trips():
-    cfg = ServerConfig(variant="L-378", weights="/w/LoRAT-L-378/model.bin", device="cuda:1", mask="sam",
+    cfg = ServerSettings(variant="L-378", weights="/w/LoRAT-L-378/model.bin", device="cuda:1", mask="sam",
                        absence_threshold=0.3, threads=2, sam_checkpoint="/w/sam_vit_b_01ec64.pth", sam_model="vit_b",
                        sam_multimask=True)
     env = cfg.to_env()
     assert env["LORAT_ABSENCE_THRESHOLD"] == "0.3" and env["LORAT_SAM_MULTIMASK"] == "1"
     assert "LORAT_BACKBONE" not in env  # None: unset
-    assert ServerConfig.from_env(env) == cfg
-    assert ServerConfig.from_env(ServerConfig().to_env()) == ServerConfig()
+    assert ServerSettings.from_env(env) == cfg
+    assert ServerSettings.from_env(ServerSettings().to_env()) == ServerSettings()
 
 
 def test_a_missing_device_is_one_line_before_any_loading(capsys):

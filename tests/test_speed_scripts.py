@@ -10,7 +10,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = os.path.join("vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+WEIGHTS = os.path.join("vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 
 
 def _run(args, timeout):

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from training.data.synthetic import SyntheticScene
-from vot_lorat import box as bx
 from vot_lorat.track import main
+from vot_lorat.tracking import box as bx
 
-WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vot_lorat", "weights",
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vot_lorat", "checkpoints",
                        "lorat_tiny_synthetic.safetensors")
 
 

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import vot_lorat
-from vot_lorat import box as bx
-from vot_lorat.masks import BoxMaskGenerator, box_mask, crop_to_content, pad_mask, tight_box
-from vot_lorat.session import TrackingSession
-from vot_lorat.static_tracker import StaticTracker
-from vot_lorat.tracker import LoRATTracker
 from training.data.synthetic import SyntheticScene
+from vot_lorat.masks.box_masks import BoxMaskGenerator
+from vot_lorat.masks.regions import box_mask, crop_to_content, pad_mask, tight_box
+from vot_lorat.toolkit.session import TrackingSession
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.static import StaticTracker
+from vot_lorat.tracking.tracker import LoRATTracker
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def test_int8_precision_needs_merged_weights_and_stays_close(model, scene):
 
 
 def test_overlap_resolution_inside_rects_equals_the_full_frame_answer():
-    from vot_lorat.masks import resolve_overlaps
+    from vot_lorat.masks.overlaps import resolve_overlaps
 
     rng = np.random.default_rng(1)
     masks, rects = [], []

@@ -15,12 +15,12 @@ from training.data.registry import build_dataset
 from training.data.sampler import EpochPicker, sample_frames
 from training.data.sequence import ListDataset, Sequence
 from training.data.transform import JitterConfig, PairTransform, TransformConfig, jitter_params
-from training.flags import add_flags
 from training.loss import box_iou_giou, lorat_loss
 from training.optim import WarmupCosine, param_groups
-from vot_lorat import box as bx
-from vot_lorat.builder import create_model
-from vot_lorat.config import get_config
+from vot_lorat.model.config import get_config
+from vot_lorat.options import add_flags
+from vot_lorat.tracking import box as bx
+from vot_lorat.weights.loading import create_model
 
 
 class _Seq(Sequence):
@@ -204,8 +204,8 @@ def test_train_flags_come_from_the_config_fields_and_override_the_yaml_file(tmp_
 
 def test_fine_tuning_builds_adapters_at_the_init_checkpoints_rank(tmp_path):
     from training.trainer import build_training_model
-    from vot_lorat.builder import load_checkpoint
-    from vot_lorat.lorat_weights import read_checkpoint, save_checkpoint
+    from vot_lorat.weights.checkpoint import read_checkpoint, save_checkpoint
+    from vot_lorat.weights.loading import load_checkpoint
 
     source = create_model(get_config("tiny").replace(lora_rank=4))
     path = str(tmp_path / "rank4.safetensors")

@@ -13,7 +13,7 @@ from training.config import DataSource, TrainConfig
 from training.trainer import compile_enabled, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 
 
 def test_dataset_paths_may_contain_at_signs():

@@ -129,7 +129,7 @@ def test_loss_falls_from_scratch(tmp_path):
 def test_training_from_the_demo_weights_tracks_held_out_sequences_better_than_static(tmp_path):
     """A short fine-tuning run (the demo model plus 20 steps) and the one-pass evaluation that ends it: the
     result tracks held-out synthetic sequences far better than always answering the first box."""
-    weights = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+    weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
     cfg = _cfg(tmp_path, init_weights=weights, epochs=1, samples_per_epoch=320, batch_size=16, lr=1e-4,
                warmup_epochs=0.1, jitter=JitterConfig(translation=1.0), evaluate_at_end=True,
                eval_data=[DataSource.parse("synthetic,split=held_out,sequences=8,frames=80")])

@@ -9,11 +9,12 @@ from trax.image import FileImage
 from trax.server import Request
 
 import vot_lorat
+from vot_lorat.masks.box_masks import BoxMaskGenerator
+from vot_lorat.toolkit.session import TrackingSession
+from vot_lorat.toolkit.trax_adapter import TraxAdapter
+from vot_lorat.tracking.tracker import LoRATTracker
+
 from scenes import write_scene_frames
-from vot_lorat.masks import BoxMaskGenerator
-from vot_lorat.session import TrackingSession
-from vot_lorat.tracker import LoRATTracker
-from vot_lorat.trax_server import TraxTracker
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +22,10 @@ def frames(tmp_path_factory):
     return write_scene_frames(tmp_path_factory.mktemp("frames"), 4242, 6, targets=2)
 
 
-def _glue(masks: bool) -> TraxTracker:
+def _glue(masks: bool) -> TraxAdapter:
     torch.manual_seed(0)
     model = vot_lorat.create_model(vot_lorat.get_config("tiny"), init_values=1.0).eval()
-    return TraxTracker(TrackingSession(LoRATTracker(model), BoxMaskGenerator() if masks else None), masks)
+    return TraxAdapter(TrackingSession(LoRATTracker(model), BoxMaskGenerator() if masks else None), masks)
 
 
 def _request(kind, path, objects=None):

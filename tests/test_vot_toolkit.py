@@ -13,12 +13,14 @@ import sys
 import pytest
 
 from training.vot_sequences import make_vot_sequences
-from tiny_sam import save_tiny_sam
-from vot_lorat.workspace import DEMO_STACK, headline, trackers_ini
+from vot_lorat.toolkit.workspace import DEMO_STACK, headline, trackers_ini
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tiny_models import save_tiny_sam
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
 VOT = os.path.join(os.path.dirname(sys.executable), "vot")
-WEIGHTS = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+WEIGHTS = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
 CORRUPT_FRAME = 6  # 1-based file number in synth01
 TRACKERS = ("LoRAT", "LoRAT-mask", "LoRAT-SAM", "LoRAT-SAM-frame", "static")
 MASK_TRACKERS = ("LoRAT-mask", "LoRAT-SAM", "LoRAT-SAM-frame")
@@ -32,6 +34,16 @@ def vot(workspace, *args, check=True, timeout=900):
     if check and proc.returncode != 0:
         raise AssertionError(f"vot {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def with_tiny_sam(ini: str) -> str:
+    """The SAM entries start the server through tests/server_with_tiny_models.py, which knows the tiny SAM."""
+    sections = ini.split("\n[")
+    for i, section in enumerate(sections):
+        if section.startswith("LoRAT-SAM"):
+            sections[i] = section.replace("command = vot_lorat", "command = server_with_tiny_models").replace(
+                f"paths = {ROOT}\n", f"paths = {TESTS}{os.pathsep}{ROOT}\n")
+    return "\n[".join(sections)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +70,7 @@ def workspace(tmp_path_factory):
     ini += ("\n[LoRAT-missing]\nlabel = missing weights\nprotocol = traxpython\ncommand = vot_lorat\n"
             f"paths = {ROOT}\npython = {sys.executable}\nenv_LORAT_VARIANT = tiny\n"
             f"env_LORAT_WEIGHTS = {ws / 'no_such_model.bin'}\n")
-    (ws / "trackers.ini").write_text(ini)
+    (ws / "trackers.ini").write_text(with_tiny_sam(ini))
     (ws / "results").mkdir()
     vot(ws, "evaluate", *TRACKERS)
     return ws

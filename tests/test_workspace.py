@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from vot_lorat.lorat_weights import variant_from_path
-from vot_lorat.workspace import sam_model_from_path, trackers_ini
+from vot_lorat.toolkit.workspace import sam_model_from_path, trackers_ini
+from vot_lorat.weights.checkpoint import variant_from_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the keys vot-toolkit 0.9.0 accepts for a traxpython tracker (any other key is an error)
@@ -67,9 +67,9 @@ def test_workspace_setup_arguments(tmp_path):
 
 def test_backbone_only_when_the_weights_need_one(tmp_path, capsys):
     import vot_lorat
-    from vot_lorat.workspace import main
+    from vot_lorat.toolkit.workspace import main
 
-    weights = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+    weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
     common = ["trackers", "--repo", ROOT, "--python", sys.executable, "--output", str(tmp_path / "trackers.ini")]
     assert main(common + ["--weights", weights]) == 0  # a whole model: no backbone, variant from the file
     parser = _check_entries((tmp_path / "trackers.ini").read_text())
@@ -83,7 +83,7 @@ def test_backbone_only_when_the_weights_need_one(tmp_path, capsys):
 
 def test_workspace_setup_uses_the_python_it_is_given(tmp_path):
     script = os.path.join(ROOT, "workspace_setup.sh")
-    weights = os.path.join(ROOT, "vot_lorat", "weights", "lorat_tiny_synthetic.safetensors")
+    weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
     bare = subprocess.run([script, "--python", "/bin/false", "--weights", weights, "--workspace", str(tmp_path)],
                           capture_output=True, text=True)
     assert bare.returncode == 2 and "/bin/false cannot import vot_lorat's dependencies" in bare.stderr

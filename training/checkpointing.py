@@ -19,9 +19,9 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from vot_lorat.builder import load_checkpoint
-from vot_lorat.lorat_weights import LoRATCheckpoint, read_checkpoint, save_checkpoint
-from vot_lorat.model import LoRAT
+from vot_lorat.model.network import LoRAT
+from vot_lorat.weights.checkpoint import LoRATCheckpoint, read_checkpoint, save_checkpoint
+from vot_lorat.weights.loading import load_checkpoint
 
 from . import distributed
 from .distributed import Process

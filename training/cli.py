@@ -8,11 +8,11 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from vot_lorat.tracker import PRECISIONS
+from vot_lorat.options import add_flags, given_values
+from vot_lorat.tracking.tracker import PRECISIONS
 
 from . import run_folder
 from .config import DataSource, TrainConfig, config_from_dict, load_yaml
-from .flags import add_flags, given_values
 from .interrupt import Interrupted
 
 

@@ -8,12 +8,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from vot_lorat.config import list_variants
+from vot_lorat.model.config import list_variants
+from vot_lorat.options import option
 
 from .data.augment import AugmentConfig
 from .data.transform import JitterConfig, TransformConfig
-from .flags import option
-
 
 _WEIGHT = re.compile(r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 

@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from vot_lorat import box as bx
-from vot_lorat.model import LoRAT
-from vot_lorat.prefetch import read_ahead
-from vot_lorat.tracker import LoRATTracker
+from vot_lorat.frames.read_ahead import read_ahead
+from vot_lorat.model.network import LoRAT
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.tracker import LoRATTracker
 
 from . import distributed
 from .data.sequence import Sequence, SequenceDataset

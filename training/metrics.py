@@ -32,7 +32,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from vot_lorat import box as bx
+from vot_lorat.tracking import box as bx
 
 IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PIXEL_THRESHOLDS = np.arange(0, 51, dtype=np.float64)

@@ -24,7 +24,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from vot_lorat import box as bx
+from vot_lorat.tracking import box as bx
 
 from .data.sequence import SequenceDataset
 

@@ -17,11 +17,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from vot_lorat.builder import create_model, load_checkpoint
-from vot_lorat.config import LoRATConfig, get_config
 from vot_lorat.device import resolve_precision
-from vot_lorat.lorat_weights import LoRATCheckpoint, read_checkpoint, save_checkpoint
-from vot_lorat.model import LoRAT
+from vot_lorat.model.config import LoRATConfig, get_config
+from vot_lorat.model.network import LoRAT
+from vot_lorat.weights.checkpoint import LoRATCheckpoint, read_checkpoint, save_checkpoint
+from vot_lorat.weights.loading import create_model, load_checkpoint
 
 from . import checkpointing, distributed, engine, run_folder
 from .config import DataSource, TrainConfig

@@ -1,6 +1,6 @@
-"""``python -m vot_lorat``: the TraX server (see vot_lorat.trax_server)."""
+"""``python -m vot_lorat``: the TraX server the VOT toolkit starts (see :mod:`vot_lorat.toolkit.server`)."""
 import sys
 
-from .trax_server import main
+from .toolkit.server import main
 
 sys.exit(main())

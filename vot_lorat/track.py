@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import cv2
@@ -20,14 +21,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import box as bx
-from .builder import load_model
-from .config import list_variants
 from .device import resolve_device, resolve_precision
-from .host_memory import reuse_freed_memory
-from .image_io import IMAGE_EXTENSIONS, Frame, frame_array, list_frames, read_frame
-from .prefetch import read_ahead
-from .tracker import PRECISIONS, LoRATTracker
+from .frames.read_ahead import read_ahead
+from .frames.reading import IMAGE_EXTENSIONS, Frame, frame_array, list_frames, read_frame
+from .model.config import list_variants
+from .options import add_flags, given_values, option
+from .tracking import box as bx
+from .tracking.tracker import PRECISIONS, LoRATTracker
+from .weights.loading import load_model
 
 log = logging.getLogger("vot_lorat.track")
 
@@ -167,30 +168,35 @@ def check_inside(inits: List[np.ndarray], texts: Sequence[str], image: Optional[
                              f"inside it")
 
 
+@dataclass(frozen=True)
+class TrackSettings:
+    """The flags of ``python -m vot_lorat.track``."""
+
+    weights: str = option(help="LoRAT weights: a released model.bin, a model.safetensors from python -m training, "
+                               "or a whole model such as the demo's")
+    input: str = option(help="a video file or a folder of frames (natural order: frame2 before frame10; "
+                             f"{' '.join(IMAGE_EXTENSIONS)})")
+    init: List[str] = option(help="x,y,w,h (or \"x y w h\") of an object in the first frame; repeat it to track "
+                                  "several objects", metavar="BOX")
+    output: str = option(help="the boxes file: one line per frame with x,y,w,h of every object in --init order "
+                              "(its folder is made if needed)")
+    variant: Optional[str] = option(None, f"{', '.join(list_variants())}; none: the one the weights were made for, "
+                                          "from their saved variant, their shapes or a LoRAT-L-378 folder name")
+    backbone: Optional[str] = option(None, "the DINOv2 weights the LoRAT weights need; none: right for whole-model "
+                                           "weights such as the demo's")
+    device: str = option("auto", "auto (cuda when available, else cpu), cpu, cuda, cuda:N")
+    precision: str = option("auto", "auto: fp16 on a GPU, fp32 on a CPU; int8: CPU only",
+                            choices=("auto", *PRECISIONS))
+    threads: int = option(0, "CPU threads for torch; 0: torch's default, one per core (on a busy machine 1 or 2 is "
+                             "often much faster)")
+    save_video: Optional[str] = option(None, "also write an mp4 with the boxes drawn; none: no video")
+    quiet: bool = option(False, "no progress bar (there is none anyway when stderr is not a terminal)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vot_lorat.track", description=__doc__)
-    p.add_argument("--weights", required=True, help="LoRAT weights: a released model.bin, a model.safetensors "
-                   "from python -m training, or a whole model such as the demo's")
-    p.add_argument("--variant", help=f"{', '.join(list_variants())} (default: the one the weights were made for, "
-                   "from their saved variant, their shapes or a LoRAT-L-378 folder name)")
-    p.add_argument("--backbone", help="the DINOv2 weights the LoRAT weights need (default: none, which is right "
-                   "for whole-model weights such as the demo's)")
-    p.add_argument("--input", required=True, help="a video file or a folder of frames (natural order: frame2 "
-                   f"before frame10; {' '.join(IMAGE_EXTENSIONS)})")
-    p.add_argument("--init", required=True, action="append", help="x,y,w,h (or \"x y w h\") of an object in "
-                   "the first frame; repeat it to track several objects")
-    p.add_argument("--output", required=True, help="the boxes file: one line per frame with x,y,w,h of every "
-                   "object in --init order (its folder is made if needed)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N "
-                   "(default: auto)")
-    p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
-                   help="auto: fp16 on a GPU, fp32 on a CPU; int8: CPU only (default: auto)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0: torch's default, one per "
-                   "core (on a busy machine 1 or 2 is often much faster) (default: 0)")
-    p.add_argument("--save-video", help="also write an mp4 with the boxes drawn (default: none)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway when stderr is "
-                   "not a terminal)")
-    args = p.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m vot_lorat.track", description=__doc__)
+    add_flags(parser, TrackSettings)
+    args = TrackSettings(**given_values(parser.parse_args(argv), TrackSettings))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         inits = [parse_box(text) for text in args.init]
@@ -203,7 +209,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.threads:
                 torch.set_num_threads(args.threads)
             device = resolve_device(args.device)
-            reuse_freed_memory()  # before the reading thread: its frame buffers are reused
             stream = read_ahead(frames(args.input, device))
             first = next(stream, (0, None))
             check_inside(inits, args.init, first[1])  # before the model is loaded

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from ..flags import option
+from vot_lorat.options import option
 
 
 @dataclass(frozen=True)

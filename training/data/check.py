@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from vot_lorat.image_io import IMAGE_EXTENSIONS, natural_key, read_rgb
+from vot_lorat.frames.reading import IMAGE_EXTENSIONS, natural_key, read_rgb
 
 from ..config import DataSource
 from .annotations import COUNT, EMPTY_BOX, MISSING_FRAME, OUTSIDE, UNREADABLE, Problem

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from typing import List
 
-from vot_lorat.image_io import list_frames, natural_key
+from vot_lorat.frames.reading import list_frames, natural_key
 
 from .annotations import MISSING_FILE, MISSING_FRAME, Problem, fit_track, read_boxes
 from .folders import FolderDataset, read_list

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import List
 
-from vot_lorat.image_io import natural_key
+from vot_lorat.frames.reading import natural_key
 
 from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_optional_flags
 from .folders import FolderDataset, read_list

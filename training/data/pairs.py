@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from vot_lorat import box as bx
+from vot_lorat.tracking import box as bx
 
 from ..interrupt import ignore_in_worker
 from .sampler import EpochPicker, sample_frames

@@ -6,8 +6,8 @@ from typing import List, Sequence as Seq
 
 import numpy as np
 
-from vot_lorat import box as bx
-from vot_lorat.image_io import read_rgb
+from vot_lorat.frames.reading import read_rgb
+from vot_lorat.tracking import box as bx
 
 
 def valid_boxes(boxes: np.ndarray) -> np.ndarray:

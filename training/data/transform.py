@@ -7,11 +7,11 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from vot_lorat import box as bx
-from vot_lorat.config import LoRATConfig
-from vot_lorat.crop import CropParams, crop_image, image_mean, normalize, siamfc_params, token_mask
+from vot_lorat.model.config import LoRATConfig
+from vot_lorat.options import option
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.crop import CropParams, crop_one, image_mean, normalize, siamfc_params, token_mask
 
-from ..flags import option
 from .augment import AugmentConfig, apply_deit3, color_jitter, deit3_choice, hflip
 
 
@@ -69,9 +69,8 @@ class PairTransform:
         x_params = self.search_params(rng, x_box)
         if x_params is None:
             return None
-        z_crop, z_real = crop_image(zt, siamfc_params(z_box, mc.template_area_factor, (tz, tz)), (tz, tz),
-                                    image_mean(zt))
-        x_crop, x_real = crop_image(xt, x_params, (sx, sx), image_mean(xt))
+        z_crop, z_real = crop_one(zt, siamfc_params(z_box, mc.template_area_factor, (tz, tz)), tz, image_mean(zt))
+        x_crop, x_real = crop_one(xt, x_params, sx, image_mean(xt))
         z_crop, x_crop = z_crop / 255.0, x_crop / 255.0
         zb, xb = z_real.apply(z_box), x_real.apply(x_box)
         if rng.random() < aug.flip_prob:

@@ -15,7 +15,7 @@ from typing import List
 
 import numpy as np
 
-from vot_lorat.masks import tight_box
+from vot_lorat.masks.regions import tight_box
 
 from .sequence import FileSequence, ListDataset, Sequence
 

@@ -7,15 +7,14 @@ Source formats: Meta's DINOv2 ``.pth``, timm's DINOv2 ``.safetensors``, the 2024
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from .config import BACKBONES, BackboneSpec
+from ..model.backbone import resize_pos_embed
+from ..model.config import BACKBONES, BackboneSpec
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -50,18 +49,6 @@ def dinov2_to_timm(state: StateDict) -> StateDict:
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     meta = "mask_token" in state or any(_CHUNKED_BLOCK.match(k) or ".mlp.w12." in k for k in state)
     return from_meta_dinov2(state) if meta else from_timm_dinov2(state)
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, size: int) -> torch.Tensor:
-    """A ViT's (1, prefix + G*G, D) position embedding as the (1, size*size, D) LoRAT grid: the prefix (class
-    token) slots dropped, the G x G patch grid resized bicubically as the official LoRAT does (``size=``,
-    align_corners=False, no antialias, no offset, float32)."""
-    tokens = pos_embed.shape[1]
-    grid = math.isqrt(tokens)
-    patches = pos_embed[:, tokens - grid * grid:].reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
-    resized = F.interpolate(patches.float(), size=(size, size), mode="bicubic", align_corners=False,
-                            antialias=False)
-    return resized.permute(0, 2, 3, 1).reshape(1, size * size, -1)
 
 
 def dinov2_to_lorat(state: StateDict, search_grid: int) -> StateDict:

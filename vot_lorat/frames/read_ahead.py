@@ -4,9 +4,8 @@ Two cases: the order is known (a folder of frames, a video, an evaluation sequen
 or only guessed (the VOT toolkit sends one frame path per request: :class:`FramePrefetcher` reads the
 predicted next file, ``color/00000042.jpg`` after ``color/00000041.jpg``, and reads the requested file
 itself when the guess was wrong). JPEG decoding and torch release the GIL, so the reading thread runs on
-another core while the model runs, but each time it takes the GIL back the tracker waits: on a CPU the TraX
-server reads ahead in a child process instead (:mod:`vot_lorat.prefetch_process`). Frames are files that do
-not change while a sequence is tracked.
+another core (or decodes on the GPU) while the model runs. Frames are files that do not change while a
+sequence is tracked.
 """
 from __future__ import annotations
 

@@ -6,14 +6,22 @@ from typing import Optional, Union
 
 import torch
 
-from .backbone import create_vit
-from .config import LoRATConfig, get_config
-from .convert import dinov2_to_lorat, dinov2_to_timm, infer_dinov2
-from .lora import iter_lora, merge_lora, set_lora_scaling
-from .lorat_weights import (LORA, MERGED, BackboneNotLoRATError, LoRATCheckpoint, check_compatible,
-                            infer_variant, needs_backbone, read_checkpoint)
-from .model import LoRAT
-from .weights_io import WeightFileError, optional_path, read_state_dict
+from ..model.backbone import create_vit
+from ..model.config import LoRATConfig, get_config
+from ..model.lora import iter_lora, merge_lora, set_lora_scaling
+from ..model.network import LoRAT
+from .checkpoint import (
+    LORA,
+    MERGED,
+    BackboneNotLoRATError,
+    LoRATCheckpoint,
+    check_compatible,
+    infer_variant,
+    needs_backbone,
+    read_checkpoint,
+)
+from .files import WeightFileError, optional_path, read_state_dict
+from .formats import dinov2_to_lorat, dinov2_to_timm, infer_dinov2
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +68,19 @@ def load_backbone(model: LoRAT, path: str) -> None:
 
 def create_model(config: LoRATConfig, backbone: Optional[str] = None, lora: bool = True,
                  init_values: float = 1e-5, lora_init: str = "bert") -> LoRAT:
-    """A trainable LoRAT: DINOv2 weights from ``backbone`` (random when None), fresh head and adapters of
-    ``config.lora_rank``. With ``lora=False`` the model has no adapters and every parameter trains (full
-    fine-tuning)."""
+    """A trainable LoRAT, as training starts from.
+
+    Args:
+        config: the variant (:func:`vot_lorat.get_config`).
+        backbone: a DINOv2 weight file to start the ViT from; None: random weights.
+        lora: add adapters of ``config.lora_rank`` and train only them, the token-type embedding and the head
+            (the paper's setting); False: no adapters, every parameter trains (full fine-tuning).
+        init_values: LayerScale's initial gammas, for a ViT that starts from random weights.
+        lora_init: how the adapters start: ``bert`` (the official default), ``lora`` or ``gaussian``.
+
+    Returns:
+        The model, in train mode, on the CPU.
+    """
     model = LoRAT(config, create_vit(config.backbone, config.drop_path_rate, init_values))
     if backbone is not None:
         load_backbone(model, backbone)
@@ -119,13 +137,24 @@ def load_checkpoint(model: LoRAT, ckpt: LoRATCheckpoint) -> None:
 def load_model(variant: Union[str, LoRATConfig, None], backbone: Optional[str] = None,
                weights: Optional[str] = None, device: Union[str, torch.device] = "cpu", *,
                merge: Optional[bool] = None) -> LoRAT:
-    """An eval-mode LoRAT for ``variant`` ("B-224", ..., "tiny"; None: the one ``weights`` was made for, see
-    :func:`vot_lorat.lorat_weights.infer_variant`).
+    """A LoRAT with its weights, ready to track.
 
-    ``backbone``: Meta ``dinov2_vit*14_pretrain.pth`` or timm ``.safetensors``; needed unless ``weights`` is a
-    whole (merged or fully fine-tuned) model. ``weights``: a LoRAT checkpoint in any released layout, whose
-    adapters set the LoRA rank; None gives fresh adapters and head (for training). ``merge`` folds LoRA into the
-    weights (default: when weights are given), so the forward pass costs what the plain ViT costs.
+    Args:
+        variant: "B-224", ..., "g-378", "tiny", or a config; None: the one ``weights`` was made for (see
+            :func:`vot_lorat.weights.checkpoint.infer_variant`).
+        backbone: Meta's ``dinov2_vit*14_pretrain.pth`` or a timm ``.safetensors``; needed unless ``weights``
+            is a whole (merged or fully fine-tuned) model.
+        weights: a LoRAT checkpoint in any released layout, whose adapters set the LoRA rank; None gives fresh
+            adapters and head (for training).
+        device: where the model runs.
+        merge: fold LoRA into the weights, so that the forward pass costs what the plain ViT costs (default:
+            when weights are given).
+
+    Returns:
+        The model in eval mode on ``device``.
+
+    Raises:
+        WeightFileError: a file is missing, unreadable, or does not fit the variant; the message names the fix.
     """
     backbone = optional_path(backbone)
     weights = optional_path(weights)

@@ -3,28 +3,20 @@
 A crop is ``out = in * scale + translation`` per axis. The crop itself is pixel-aligned, as in the
 official LoRAT code: the image rectangle is mapped into the crop, rasterised, mapped back and
 rasterised again, and only that sub-rectangle is resized (bilinear, align_corners=False, no antialias);
-the rest is the fill colour. The scale and translation that the rasterised rectangles really realise
+the rest is the padding colour. The scale and translation that the rasterised rectangles really realise
 are returned and used for every later box mapping, in training and at inference alike.
+
+:class:`CropBatch` is the one implementation of the pixel work, used by the tracker, by training and by SAM.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import box as bx
-
-try:
-    from . import _crop_kernel
-except ImportError:  # not built at install (setup.py): CropBatch makes the same crops with tensor operations
-    _crop_kernel = None
-
-log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -100,27 +92,6 @@ def crop_region(image_size: Tuple[int, int], params: CropParams, out_size: Tuple
                                                  np.where(valid, translation.astype(np.float64), params.translation)))
 
 
-def crop_image(image: torch.Tensor, params: CropParams, out_size: Tuple[int, int],
-               fill: torch.Tensor) -> Tuple[torch.Tensor, CropParams]:
-    """Pixel-aligned crop of an (H, W, 3) uint8 image into a (3, Ho, Wo) float32 0..255 tensor.
-
-    ``fill`` (3,) float32 paints what lies outside the image. Returns the crop and the realised params.
-    """
-    h, w = image.shape[:2]
-    region = crop_region((w, h), params, out_size)
-    out = fill.to(image.device, torch.float32).view(3, 1, 1).expand(3, out_size[1], out_size[0]).clone()
-    if region.empty:
-        return out, region.params
-    sx1, sy1, sx2, sy2 = (int(v) for v in region.source)
-    tx1, ty1, tx2, ty2 = (int(v) for v in region.target)
-    patch = image[sy1:sy2, sx1:sx2].permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-    if (sy2 - sy1, sx2 - sx1) != (ty2 - ty1, tx2 - tx1):
-        patch = F.interpolate(patch, size=(ty2 - ty1, tx2 - tx1), mode="bilinear", align_corners=False,
-                              antialias=False)
-    out[:, ty1:ty2, tx1:tx2] = patch[0]
-    return out, region.params
-
-
 def normalize(crop: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
     """0..max_value crop -> ImageNet-normalised network input."""
     mean = torch.tensor(IMAGENET_MEAN, device=crop.device, dtype=crop.dtype).view(3, 1, 1)
@@ -153,8 +124,6 @@ def _linear_taps(target: np.ndarray, source: np.ndarray, size: int) -> Tuple[np.
     (..., 2, size), placed as F.interpolate(bilinear, align_corners=False) places them: source position
     ``max(s * (i + 0.5) - 0.5, 0)`` with ``s`` the float32 length ratio, rounded once (as an FMA rounds),
     the last source pixel not blended with the one after it. Outside the target range the border repeats.
-    ``linear_tap`` in ``csrc/crop_kernel.c`` places them with the same operations: change both together (the
-    tests compare the two ways of cropping).
     """
     out_len = np.maximum(target[..., 1] - target[..., 0], 1)[..., None]
     in_len = np.maximum(source[..., 1] - source[..., 0], 1)[..., None]
@@ -166,35 +135,47 @@ def _linear_taps(target: np.ndarray, source: np.ndarray, size: int) -> Tuple[np.
     return first + source[..., :1], np.stack([np.float32(1) - second, second], axis=-2)
 
 
-class CropBatch:
-    """The network input of N pixel-aligned crops of one image, made in place in preallocated buffers.
 
-    ``fill(image, params, fills)`` writes the normalised crops of an (H, W, 3) uint8 ``image`` for (N, 2)
-    ``params`` into ``batch`` (N, 3, S, S) float32, ``fills`` (N, 3) being the normalised padding colours,
-    and returns the realised parameters. The crops are :func:`crop_image`'s followed by :func:`normalize`,
-    equal to float rounding (about 1e-6), but made from the uint8 pixels the bilinear taps read, not from a
-    float copy of every source rectangle, whose cost grows with the object's size. On the CPU they are made in
-    one pass of C (``csrc/crop_kernel.c``, built at install where a C compiler is found); elsewhere, or without
-    it, by tensor operations on the image's device (a frame on the GPU is cropped there).
+
+class CropBatch:
+    """N pixel-aligned crops of one image, written in place into a preallocated (N, 3, S, S) float32 ``batch``.
+
+    Each crop is the image's source rectangle resized bilinearly (``F.interpolate``, align_corners=False, no
+    antialias) into its target rectangle, the padding colour around it, then, with ``normalize``, ImageNet-
+    normalised: equal to doing exactly that to float copies up to float rounding (about 1e-6), but made from the
+    uint8 pixels the bilinear taps read, so its cost grows with the crop's size, not the object's. It runs on
+    the image's device (a frame decoded on the GPU is cropped there).
+
+    Args:
+        count: crops per call.
+        size: side of every crop in pixels.
+        device: where the batch (and the images given) live.
+        normalize: ImageNet-normalised network input; False keeps 0..255 pixel values.
     """
 
-    def __init__(self, count: int, size: int, device: torch.device) -> None:
+    def __init__(self, count: int, size: int, device: torch.device, normalize: bool = True) -> None:
         self.batch = torch.empty(count, 3, size, size, device=device)
-        self._scale, self._shift = _normalizer(device)
-        self._scale_values, self._shift_values = self._scale.view(3).cpu().numpy(), self._shift.view(3).cpu().numpy()
-        self._compiled = device.type == "cpu" and _crop_kernel is not None
-        if self._compiled:
-            self._out = self.batch.numpy()  # the batch's memory, as the kernel writes it
-        else:
-            if device.type == "cpu":
-                _say_kernel_missing()
-            # every output pixel blends rows (r, r + 1) and columns (c, c + 1): for both rows, the 6 bytes of
-            # pixels c and c + 1
-            self._pairs = torch.empty(2 * count * size * size, 6, dtype=torch.uint8, device=device)
-            self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
+        self._scale, self._shift = _normalizer(device) if normalize else _identity(device)
+        self._scale_values = self._scale.view(3).cpu().numpy()
+        # every output pixel blends rows (r, r + 1) and columns (c, c + 1): for both rows, the 6 bytes of
+        # pixels c and c + 1
+        self._pairs = torch.empty(2 * count * size * size, 6, dtype=torch.uint8, device=device)
+        self._rows = torch.empty(count, size, size * 6, device=device)  # the rows blended
 
-    def fill(self, image: torch.Tensor, params: CropParams, fills: torch.Tensor) -> CropParams:
-        size = self.batch.shape[-1]
+    def crop(self, image: torch.Tensor, params: CropParams, padding: torch.Tensor) -> CropParams:
+        """Write the crops of ``image`` into ``batch``.
+
+        Args:
+            image: (H, W, 3) uint8, on the batch's device.
+            params: the requested parameters, (N, 2) scale and translation.
+            padding: (N, 3) float32 colours of what lies outside the image, in the batch's units (normalised
+                when the batch is).
+
+        Returns:
+            The realised parameters (see :func:`crop_region`), for mapping boxes in and out of the crops.
+        """
+        count, _, size, _ = self.batch.shape
+        device = self.batch.device
         height, width = image.shape[:2]
         region = crop_region((width, height), params, (size, size))
         valid = ~region.empty[:, None]
@@ -203,20 +184,6 @@ class CropBatch:
         if width < 2:  # a pair needs two columns: the only one twice, the copy with weight 0
             image = torch.cat([image, image], dim=1)
             width = 2
-        if self._compiled:
-            _crop_kernel.fill(image.contiguous().numpy(), height, width, size, target, source,
-                              fills.to(torch.float32).contiguous().numpy(), self._scale_values, self._shift_values,
-                              self._out)
-        else:
-            self._blend(image, target, source, fills)
-        return region.params
-
-    def _blend(self, image: torch.Tensor, target: np.ndarray, source: np.ndarray, fills: torch.Tensor) -> None:
-        """The kernel's work as tensor operations, on any device: one gather of the pixel pairs, the rows
-        blended, the columns weighted (with the normalisation's scale), the pairs added, the padding painted."""
-        count, _, size, _ = self.batch.shape
-        device = self.batch.device
-        height, width = image.shape[:2]
         target = target.reshape(count, 2, 2).transpose(0, 2, 1)  # (N, axis: x then y, first / end pixel)
         first, weights = _linear_taps(target, source.reshape(count, 2, 2).transpose(0, 2, 1), size)
         at_edge = first[:, 0] >= width - 1  # a pair at the last column starts one pixel earlier, weights swapped
@@ -237,17 +204,11 @@ class CropBatch:
         torch.add(pair[0], pair[1], out=self.batch).add_(self._shift)
         for k in np.flatnonzero((target[:, :, 0] > 0).any(1) | (target[:, :, 1] < size).any(1)):
             (x1, x2), (y1, y2) = target[k]  # the crop pixels outside these ranges get the padding colour
-            colour, crop = fills[k].view(3, 1, 1), self.batch[k]
+            colour, crop = padding[k].view(3, 1, 1), self.batch[k]
             for part in (crop[:, :y1], crop[:, y2:], crop[:, :, :x1], crop[:, :, x2:]):
                 if part.numel():
                     part.copy_(colour.expand_as(part))
-
-
-@lru_cache(maxsize=None)
-def _say_kernel_missing() -> None:
-    """Once per process: the CPU crops run without the compiled kernel."""
-    log.warning("vot_lorat._crop_kernel is not built, so crops on the CPU use slower tensor operations; "
-                "run ./install.sh (or pip install -e .) where a C compiler and the Python headers are installed")
+        return region.params
 
 
 _NORMALIZERS: Dict[torch.device, Tuple[torch.Tensor, torch.Tensor]] = {}
@@ -261,3 +222,17 @@ def _normalizer(device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
         _NORMALIZERS[device] = ((1 / (255 * std)).float().view(1, 3, 1, 1).to(device),
                                 (-mean / std).float().view(1, 3, 1, 1).to(device))
     return _NORMALIZERS[device]
+
+
+def _identity(device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The scale and shift that keep 0..255 pixel values."""
+    return torch.ones(1, 3, 1, 1, device=device), torch.zeros(1, 3, 1, 1, device=device)
+
+
+def crop_one(image: torch.Tensor, params: CropParams, size: int, padding: torch.Tensor,
+             normalize: bool = False) -> Tuple[torch.Tensor, CropParams]:
+    """One crop of ``image`` (H, W, 3) uint8 as a (3, size, size) float32 tensor, and its realised parameters;
+    ``padding`` (3,) in the crop's units. For code that crops once per image (training pairs)."""
+    crops = CropBatch(1, size, image.device, normalize)
+    real = crops.crop(image, CropParams(params.scale[None], params.translation[None]), padding[None])
+    return crops.batch[0], CropParams(real.scale[0], real.translation[0])

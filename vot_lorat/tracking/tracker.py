@@ -4,7 +4,7 @@ every frame), for many objects at once.
 Every object keeps its own template, token mask, padding colour and box; each frame, all objects'
 search crops go through the network in one batched forward pass. What a frame needs is computed once per
 frame, for all objects together: the frame on the device, the crop geometry, the crops themselves
-(written in place into a preallocated batch, see :class:`vot_lorat.crop.CropBatch`) and the boxes.
+(written in place into a preallocated batch, see :class:`vot_lorat.tracking.crop.CropBatch`) and the boxes.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import ContextManager, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..device import PRECISIONS as AUTOCAST_PRECISIONS, autocast
+from ..frames.reading import Frame, frame_tensor
+from ..model.lora import has_lora
+from ..model.network import LoRAT
 from . import box as bx
 from .crop import CropBatch, image_mean, normalize, siamfc_params, token_mask
-from .device import PRECISIONS as AUTOCAST_PRECISIONS, autocast
-from .image_io import Frame, frame_tensor
-from .lora import has_lora
-from .model import LoRAT
 from .postprocess import hann_window_2d, select_boxes
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,15 @@ PRECISIONS = (*AUTOCAST_PRECISIONS, "int8")
 
 @dataclass
 class TrackResult:
-    """One object's answer for one frame; the box convention is in the field's name."""
+    """One object's answer for one frame; the box convention is in the field's name.
 
-    box_xyxy: np.ndarray  # x1, y1, x2, y2 in image pixels, clipped to the image (may have zero area)
-    confidence: float  # sigmoid score at the chosen cell, before the window blend
+    Attributes:
+        box_xyxy: x1, y1, x2, y2 in image pixels, clipped to the image (may have zero area).
+        confidence: the head's sigmoid score at the chosen cell, before the window blend (0 to 1).
+    """
+
+    box_xyxy: np.ndarray
+    confidence: float
 
     @property
     def box_xywh(self) -> np.ndarray:
@@ -49,7 +54,7 @@ class TrackResult:
 class _Object:
     template: torch.Tensor  # (3, Hz, Wz) normalised
     token_mask: torch.Tensor  # (gz, gz) int64
-    fill: torch.Tensor  # (3,) padding colour, normalised: the mean of the frame the object started in
+    padding: torch.Tensor  # (3,) padding colour, normalised: the mean of the frame the object started in
     box: np.ndarray  # search state: last valid output box, xyxy
 
 
@@ -60,13 +65,14 @@ class _Batch:
     objects: List[_Object]
     templates: torch.Tensor  # (N, 3, Hz, Wz)
     token_masks: torch.Tensor  # (N, gz, gz)
-    fills: torch.Tensor  # (N, 3) normalised
+    paddings: torch.Tensor  # (N, 3) normalised
     search: CropBatch  # the search crops, rewritten in place every frame
 
 
 def quantize_int8(model: LoRAT, inplace: bool = False) -> torch.nn.Module:
-    """A merged model with int8 dynamic-quantised Linear layers (B-224 on a 2-core CPU: 3.8x faster, see
-    benchmarks/README.md); a copy unless ``inplace``, which drops the fp32 weights instead of holding both."""
+    """A merged model with int8 dynamic-quantised Linear layers, for CPUs without fast bf16 (docs/speed.md has the
+    speed and the boxes' agreement); a copy unless ``inplace``, which drops the fp32 weights instead of holding
+    both."""
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("int8 precision runs on the CPU only; use fp16 or bf16 on a GPU")
     if has_lora(model):
@@ -89,6 +95,11 @@ class LoRATTracker:
     ``add_object(image, box)`` takes an xyxy box and returns an id; ``track(image)`` returns one
     :class:`TrackResult` per object in the order they were added. Images are (H, W, 3) uint8 RGB numpy
     arrays or tensors on any device (a frame decoded on the GPU stays there).
+
+    Args:
+        model: an eval-mode LoRAT (:func:`vot_lorat.load_model`), on the device to track on.
+        precision: ``fp32``, ``fp16`` / ``bf16`` (autocast; fp16 is what the official code runs on a GPU) or
+            ``int8`` (dynamic quantisation of a merged model, CPU only).
     """
 
     def __init__(self, model: LoRAT, precision: str = "fp32") -> None:
@@ -109,10 +120,9 @@ class LoRATTracker:
 
     def warm_up(self, frames: int = 5, slow_s: float = 0.05) -> None:
         """Track a box on a blank frame a few times, then forget it, so that the first real frames do not pay
-        one-time costs: the kernels' set-up, the allocator's first requests, Python specialising the hot code
-        (tiny, 1 object at 1080p on a CPU: frames 2 and 3 took 10 and 7-10 ms instead of 5). After two frames
-        it stops once a frame takes ``slow_s`` or more: next to such a step those costs do not show (B-224 on a
-        CPU: 300 ms). Servers call it before they take requests; a tracker that holds objects is left alone."""
+        one-time costs (the kernels' set-up, the allocator's first requests). After two frames it stops once a
+        frame takes ``slow_s`` or more: next to such a step those costs do not show. Servers call it before they
+        take requests, whose time the toolkit measures; a tracker that holds objects is left alone."""
         if self.objects:
             return
         side = 2 * self.config.search_size
@@ -128,17 +138,29 @@ class LoRATTracker:
         self._next_id = 0
 
     def reset(self) -> None:
+        """Forget every object (a new sequence)."""
         self.objects.clear()
         self._batch = None
         self._start_frame = None
         self._frame_size = None
 
     def add_object(self, image: Frame, box_xyxy) -> int:
-        """Start tracking the object in ``box_xyxy`` (image pixels). Raises ValueError on an empty box."""
+        """Start tracking an object from its box in this frame.
+
+        Args:
+            image: the frame the object starts in, (H, W, 3) uint8 RGB.
+            box_xyxy: x1, y1, x2, y2 in image pixels.
+
+        Returns:
+            The object's id.
+
+        Raises:
+            ValueError: the box is not finite or has no area.
+        """
         box = np.asarray(box_xyxy, dtype=np.float64)
         if box.shape != (4,) or not np.isfinite(box).all() or not bx.is_valid(box):
             raise ValueError(f"initial box must be a finite xyxy box with positive size, got {box_xyxy}")
-        frame, fill = self._frame_and_fill(image)
+        frame, padding = self._frame_and_padding(image)
         height, width = frame.shape[:2]
         if min(height, width) < self.config.min_object_size:
             log.warning("starting an object in a %dx%d frame, smaller than the %g px the tracker searches at least: "
@@ -146,23 +168,24 @@ class LoRATTracker:
         self._follow_frame_size(height, width)
         size = self.config.template_size
         crop = CropBatch(1, size, self.device)
-        real = crop.fill(frame, siamfc_params(box[None], self.config.template_area_factor, (size, size)), fill[None])
+        real = crop.crop(frame, siamfc_params(box[None], self.config.template_area_factor, (size, size)),
+                         padding[None])
         mask = token_mask(real.apply(box)[0], size, self.config.template_grid)
         obj_id = self._next_id
         self._next_id += 1
-        self.objects[obj_id] = _Object(crop.batch[0], torch.from_numpy(mask).to(self.device), fill, box)
+        self.objects[obj_id] = _Object(crop.batch[0], torch.from_numpy(mask).to(self.device), padding, box)
         self._batch = None
         return obj_id
 
-    def _frame_and_fill(self, image: Frame) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _frame_and_padding(self, image: Frame) -> Tuple[torch.Tensor, torch.Tensor]:
         """The frame on the device and its normalised mean colour, computed once for all objects that start
         in the same frame (the session adds them one by one with the same image)."""
         if self._start_frame is not None and self._start_frame[0]() is image:
             return self._start_frame[1], self._start_frame[2]
         frame = frame_tensor(image, self.device)
-        fill = normalize(image_mean(frame).view(3, 1, 1)).view(3)
-        self._start_frame = (weakref.ref(image), frame, fill)
-        return frame, fill
+        padding = normalize(image_mean(frame).view(3, 1, 1)).view(3)
+        self._start_frame = (weakref.ref(image), frame, padding)
+        return frame, padding
 
     def _follow_frame_size(self, height: int, width: int) -> None:
         """Frames of one sequence share a size; when they do not, a search state outside the new frame would
@@ -176,6 +199,7 @@ class LoRATTracker:
         self._frame_size = (height, width)
 
     def remove_object(self, obj_id: int) -> None:
+        """Stop tracking an object; the others keep their ids."""
         del self.objects[obj_id]
         self._batch = None
 
@@ -183,7 +207,7 @@ class LoRATTracker:
         if self._batch is None:
             objs = list(self.objects.values())
             self._batch = _Batch(objs, torch.stack([o.template for o in objs]),
-                                 torch.stack([o.token_mask for o in objs]), torch.stack([o.fill for o in objs]),
+                                 torch.stack([o.token_mask for o in objs]), torch.stack([o.padding for o in objs]),
                                  CropBatch(len(objs), self.config.search_size, self.device))
         return self._batch
 
@@ -193,7 +217,16 @@ class LoRATTracker:
 
     @torch.inference_mode()
     def track(self, image: Frame, profile: bool = False) -> List[TrackResult]:
-        """One frame for every object. With ``profile`` the step times land in ``self.timing``."""
+        """Track every object into the next frame.
+
+        Args:
+            image: the frame, (H, W, 3) uint8 RGB, a numpy array or a tensor on any device.
+            profile: time the step's parts (crops, model, post-processing) into ``self.timing``, synchronising
+                the GPU between them.
+
+        Returns:
+            One result per object, in the order the objects were added.
+        """
         if not self.objects:
             return []
         t0 = time.perf_counter()
@@ -204,8 +237,8 @@ class LoRATTracker:
         batch = self._objects_batch()
         size = self.config.search_size
         crop_boxes = bx.enlarge_to_min_size(np.stack([o.box for o in batch.objects]), self.config.min_object_size)
-        real = batch.search.fill(frame, siamfc_params(crop_boxes, self.config.search_area_factor, (size, size)),
-                                 batch.fills)
+        real = batch.search.crop(frame, siamfc_params(crop_boxes, self.config.search_area_factor, (size, size)),
+                                 batch.paddings)
         if profile:
             self._sync()
         t1 = time.perf_counter()

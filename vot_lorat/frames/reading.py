@@ -4,12 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-import warnings
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
-import simplejpeg
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -21,9 +19,6 @@ JPEG_EXTENSIONS = (".jpg", ".jpeg")
 _JPEG_TAIL = 32  # bytes at the end of a JPEG searched for its end marker
 _EXIF_HEADER = b"Exif\x00\x00"  # the APP1 segment that can hold an orientation tag
 _EXIF_SEARCH = 65536  # bytes at the start of a JPEG searched for it (an APP1 segment is at most 64 KB)
-# torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec, which is no dependency of ours
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -61,9 +56,9 @@ def list_frames(folder: str) -> List[str]:
 def read_frame(path: str, device: torch.device = torch.device("cpu")) -> torch.Tensor:
     """(H, W, 3) uint8 RGB tensor on ``device`` with :func:`read_rgb`'s pixels; raises OSError naming the file.
 
-    JPEGs are decoded by torchvision's libjpeg-turbo, which gives OpenCV's pixels in about 2/3 of
-    ``cv2.imread``'s time (1080p: 2.9 vs 4.5 ms, see benchmarks/README.md), and on a CUDA device by nvJPEG
-    on the GPU, where the frame then stays (nvJPEG's pixels are not libjpeg-turbo's: see benchmarks/gpu_check.sh).
+    JPEGs are decoded by torchvision's libjpeg-turbo, which gives OpenCV's pixels faster than ``cv2.imread``, and
+    on a CUDA device by nvJPEG on the GPU, where the frame then stays (nvJPEG's pixels are not libjpeg-turbo's:
+    benchmarks/gpu_check.sh compares them).
     What torchvision cannot decode as OpenCV does (CMYK, damaged files, EXIF rotation on the GPU) and the
     other formats go through :func:`read_rgb`.
     """
@@ -76,7 +71,7 @@ def read_frame(path: str, device: torch.device = torch.device("cpu")) -> torch.T
 
 def _jpeg_bytes(path: str) -> Optional[np.ndarray]:
     """The bytes of a JPEG file, or None where :func:`read_rgb` must read it: a file that cannot be read (it
-    reports it) or one cut short (OpenCV decodes what is there, as before, and read_rgb says so)."""
+    reports it) or one cut short (OpenCV decodes what is there, and read_rgb says so)."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
@@ -108,29 +103,6 @@ def _decode_jpeg(path: str, device: torch.device) -> Optional[torch.Tensor]:
     elif image.shape[0] != 3:  # CMYK: OpenCV's colour conversion differs from libjpeg's by 1
         return None
     return image.permute(1, 2, 0).to(device).contiguous()  # torchvision decodes HWC on the CPU: no copy
-
-
-def decode_jpeg_into(path: str, out: np.ndarray) -> Optional[Tuple[int, int, int]]:
-    """Decode a JPEG straight into ``out`` (a flat uint8 buffer, shared memory for instance) with
-    :func:`read_frame`'s pixels; return its (H, W, 3) shape, or None where only :func:`read_frame` can read it
-    (not a JPEG, EXIF orientation, CMYK, cut short, damaged, larger than ``out``) and ``out`` was not used.
-
-    simplejpeg is libjpeg-turbo with its default (accurate) DCT and upsampling, as torchvision and OpenCV,
-    and writes into the given buffer: reading ahead into shared memory then needs no copy of the frame."""
-    data = _jpeg_bytes(path) if path.lower().endswith(JPEG_EXTENSIONS) else None
-    if data is None or _has_exif(data):  # EXIF: OpenCV may rotate; read_frame decides
-        return None
-    try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:
-        return None
-    if colorspace not in ("Gray", "YCbCr", "RGB") or height * width * 3 > out.size:
-        return None
-    try:
-        simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out[:height * width * 3], strict=True)
-    except ValueError:  # damaged: OpenCV decodes what it can
-        return None
-    return height, width, 3
 
 
 def frame_tensor(image: Frame, device: torch.device) -> torch.Tensor:

@@ -17,76 +17,82 @@ overlaps) are made only for objects whose rectangles meet another's.
 """
 from __future__ import annotations
 
-from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from segment_anything.build_sam import sam_model_registry
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from . import box as bx
-from .convert import infer_sam_encoder
-from .crop import crop_image, image_mean, siamfc_params
-from .device import PRECISIONS, autocast
-from .image_io import frame_tensor
-from .masks import FrameMask, PixelRect, box_rect, intersection, keep_every_object, resolve_overlaps
-from .weights_io import WeightFileError, read_state_dict
+from ..device import PRECISIONS, autocast
+from ..frames.reading import frame_tensor
+from ..tracking import box as bx
+from ..tracking.crop import CropBatch, CropParams, image_mean, siamfc_params
+from ..weights.files import WeightFileError, read_state_dict
+from ..weights.formats import infer_sam_encoder
+from .overlaps import keep_every_object, resolve_overlaps
+from .regions import FrameMask, PixelRect, box_rect, intersection
 
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h", "tiny")  # tiny: test-only, see build_tiny_sam
-SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth",
-                   "vit_h": "sam_vit_h_4b8939.pth", "tiny": "a tiny SAM state dict saved with torch.save"}
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
-# (image-encoder width, number of blocks): what tells the checkpoints apart
-SAM_ENCODERS = {"vit_b": (768, 12), "vit_l": (1024, 24), "vit_h": (1280, 32), "tiny": (64, 2)}
 MODES = ("crop", "frame")
 GUARDS = ("box", "empty", "none")
 
 
-def build_tiny_sam() -> Sam:
-    """SAM's real architecture at toy sizes (256 px input, 16x16 embedding, 64x64 low-res grid), randomly
-    initialised: it runs in milliseconds on a CPU, so tests and the offline demo can exercise every SAM
-    code path, the TraX server included (``LORAT_SAM_MODEL=tiny``)."""
-    image_size, patch, prompt_dim, depth = 256, 16, 32, 2
-    grid = image_size // patch
-    return Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=image_size, patch_size=patch, embed_dim=64, depth=depth, num_heads=2, mlp_ratio=2.0,
-            out_chans=prompt_dim, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True, window_size=4, global_attn_indexes=(depth - 1,)),
-        prompt_encoder=PromptEncoder(embed_dim=prompt_dim, image_embedding_size=(grid, grid),
-                                     input_image_size=(image_size, image_size), mask_in_chans=4),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2),
-            transformer_dim=prompt_dim, iou_head_depth=3, iou_head_hidden_dim=32),
-    ).eval()
+@dataclass(frozen=True)
+class SamModelType:
+    """A SAM architecture: how to build it, the checkpoint Meta publishes for it, and the (image-encoder width,
+    number of blocks) that tell its checkpoints apart."""
+
+    build: Callable[[], Sam]
+    checkpoint: str
+    encoder: Tuple[int, int]
+
+
+SAM_MODEL_TYPES: Dict[str, SamModelType] = {
+    "vit_b": SamModelType(sam_model_registry["vit_b"], "sam_vit_b_01ec64.pth", (768, 12)),
+    "vit_l": SamModelType(sam_model_registry["vit_l"], "sam_vit_l_0b3195.pth", (1024, 24)),
+    "vit_h": SamModelType(sam_model_registry["vit_h"], "sam_vit_h_4b8939.pth", (1280, 32)),
+}
+
+
+def register_sam_model(name: str, model_type: SamModelType) -> None:
+    """Make another SAM architecture loadable by name (``load_sam(name, ...)``, ``LORAT_SAM_MODEL``)."""
+    SAM_MODEL_TYPES[name] = model_type
 
 
 def load_sam(model_type: str, checkpoint: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Sam:
-    """SAM ``model_type`` with Meta's weights from ``checkpoint``, in eval mode on ``device``.
+    """SAM with Meta's weights, in eval mode.
 
     The file is checked before the model is built, so a missing, unreadable or wrong-size file says
     which file was expected instead of failing deep inside ``load_state_dict``.
+
+    Args:
+        model_type: ``vit_b``, ``vit_l`` or ``vit_h`` (or a name given to :func:`register_sam_model`).
+        checkpoint: the local path of the matching ``sam_vit_*.pth``.
+        device: where the model runs.
+
+    Returns:
+        The loaded SAM on ``device``.
     """
     if model_type not in SAM_MODEL_TYPES:
         raise ValueError(f"SAM model type must be one of {', '.join(SAM_MODEL_TYPES)}, got {model_type!r}")
-    expected = SAM_CHECKPOINTS[model_type]
-    need = f"SAM {model_type} needs Meta's {expected} ({SAM_URL}{expected})"
+    kind = SAM_MODEL_TYPES[model_type]
+    need = f"SAM {model_type} needs Meta's {kind.checkpoint} ({SAM_URL}{kind.checkpoint})"
     path = str(checkpoint)
     state = read_state_dict(path, "SAM checkpoint", f"{need}.")
     found = infer_sam_encoder(state)
     if found is None:
         raise WeightFileError(f"{path} holds no SAM image encoder (no image_encoder.* weights); {need}")
-    if found != SAM_ENCODERS[model_type]:
-        known = [t for t, shape in SAM_ENCODERS.items() if shape == found]
-        what = f"{known[0]} weights (as in {SAM_CHECKPOINTS[known[0]]})" if known else "an unknown SAM size"
+    if found != kind.encoder:
+        known = [name for name, other in SAM_MODEL_TYPES.items() if other.encoder == found]
+        what = (f"{known[0]} weights (as in {SAM_MODEL_TYPES[known[0]].checkpoint})" if known
+                else "an unknown SAM size")
         raise WeightFileError(f"{path} holds {what}: image encoder width {found[0]}, {found[1]} blocks; {need}")
-    sam = build_tiny_sam() if model_type == "tiny" else sam_model_registry[model_type]()
+    sam = kind.build()
     sam.load_state_dict(state)
     return sam.to(device).eval()
 
@@ -146,7 +152,12 @@ class _MaskPatch:
 
 class SamMaskGenerator:
     """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc); a
-    :class:`vot_lorat.session.MaskGenerator`."""
+    :class:`vot_lorat.toolkit.session.MaskGenerator`.
+
+    Args:
+        sam: a SAM in eval mode (:func:`load_sam`), on the device to run on.
+        options: how boxes become masks.
+    """
 
     def __init__(self, sam: Sam, options: SamOptions = SamOptions()) -> None:
         self.sam = sam.eval()
@@ -165,11 +176,19 @@ class SamMaskGenerator:
     @torch.inference_mode()
     def __call__(self, image: np.ndarray, boxes: np.ndarray,
                  confidences: Optional[Sequence[float]] = None) -> List[MaskResult]:
-        """Masks for ``boxes`` (N, 4) xyxy on ``image`` (H, W, 3) uint8 RGB.
+        """Disjoint full-frame masks for the objects' boxes.
 
         Boxes are clipped to the frame; those with no area left (absent objects) get empty masks and
-        cost no SAM work. ``confidences`` (the tracker's; default all equal) break ties where masks
-        overlap and SAM's logits do not decide.
+        cost no SAM work.
+
+        Args:
+            image: the frame, (H, W, 3) uint8 RGB.
+            boxes: (N, 4) xyxy in frame pixels.
+            confidences: (N,) the tracker's confidences (default: all equal); they settle the pixels that
+                several masks claim where SAM's logits do not.
+
+        Returns:
+            One mask per box, in order.
         """
         frame = frame_tensor(image, torch.device("cpu"))  # checks the image; a view of a CPU image, no copy
         height, width = frame.shape[:2]
@@ -200,19 +219,22 @@ class SamMaskGenerator:
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
         """Reference mode: per-object crops, encoded a few at a time; logits and frame -> grid maps."""
-        size = self.input_size
-        fill = image_mean(frame)
-        crops, prompts, to_grid = [], [], []
-        for box in boxes:
-            crop, real = crop_image(frame, siamfc_params(box, self.options.area_factor, (size, size)),
-                                    (size, size), fill)
-            crops.append(crop)
-            prompts.append(bx.clip(bx.rasterize(real.apply(box)), size, size))
-            to_grid.append(np.concatenate([real.scale, real.translation]) * (self.grid / size))
-        step = self.options.encoder_batch
-        embeddings = torch.cat([self.sam.image_encoder(self.sam.preprocess(torch.stack(crops[i:i + step])))
-                                for i in range(0, len(crops), step)])
-        prompt = torch.as_tensor(np.stack(prompts), dtype=torch.float32, device=self.device)
+        size, step = self.input_size, self.options.encoder_batch
+        padding = image_mean(frame)
+        params = siamfc_params(boxes, self.options.area_factor, (size, size))
+        embeddings, scales, translations = [], [], []
+        for i in range(0, len(boxes), step):
+            crops = CropBatch(len(boxes[i:i + step]), size, frame.device, normalize=False)  # SAM normalises
+            real = crops.crop(frame, CropParams(params.scale[i:i + step], params.translation[i:i + step]),
+                              padding.expand(crops.batch.shape[0], 3))
+            embeddings.append(self.sam.image_encoder(self.sam.preprocess(crops.batch)))
+            scales.append(real.scale)
+            translations.append(real.translation)
+        real = CropParams(np.concatenate(scales), np.concatenate(translations))
+        prompts = bx.clip(bx.rasterize(real.apply(boxes)), size, size)
+        to_grid = np.concatenate([real.scale, real.translation], axis=1) * (self.grid / size)
+        embeddings = torch.cat(embeddings)
+        prompt = torch.as_tensor(prompts, dtype=torch.float32, device=self.device)
         sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
         image_pe = self.sam.prompt_encoder.get_dense_pe()
 
@@ -223,7 +245,7 @@ class SamMaskGenerator:
         # SAM's decoder repeats each image embedding for every prompt; vmap pairs crop i with prompt i
         # in one batched call instead of one call per object.
         logits, iou = torch.func.vmap(decode_one)(embeddings, sparse, dense)
-        return self._select(logits[:, 0], iou[:, 0]), np.stack(to_grid)
+        return self._select(logits[:, 0], iou[:, 0]), to_grid
 
     def _decode_frame(self, image: np.ndarray, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
         """Cheap mode: one embedding of the whole frame, every box decoded in one call."""

@@ -14,7 +14,7 @@ class BackboneSpec:
     """A DINOv2 ViT: the timm architecture it maps to and its shape."""
 
     name: str  # "ViT-B/14"
-    timm_name: Optional[str]  # timm registry name; None for test-only configurations
+    timm_name: Optional[str]  # timm registry name; None for a backbone without pretrained weights (the demo's)
     meta_file: Optional[str]  # Meta's checkpoint file name, for error messages
     embed_dim: int
     depth: int
@@ -38,13 +38,10 @@ VIT_L14 = BackboneSpec("ViT-L/14", "vit_large_patch14_dinov2", "dinov2_vitl14_pr
 VIT_G14 = BackboneSpec("ViT-g/14", "vit_giant_patch14_dinov2", "dinov2_vitg14_pretrain.pth", 1536, 40, 24, "swiglu",
                        8192)
 
-# Test-only backbones: the same code paths at a size that runs in milliseconds on a CPU.
+# The demo model's backbone: LoRAT's code paths at a size that trains and runs on a CPU.
 VIT_TINY = BackboneSpec("ViT-tiny/14", None, None, 128, 4, 4, "gelu", 512)
-VIT_TINY_SWIGLU = BackboneSpec("ViT-tiny-swiglu/14", None, None, 96, 3, 4, "swiglu", 512)
 
-BACKBONES: Dict[str, BackboneSpec] = {
-    b.name: b for b in (VIT_S14, VIT_B14, VIT_L14, VIT_G14, VIT_TINY, VIT_TINY_SWIGLU)
-}
+BACKBONES: Dict[str, BackboneSpec] = {b.name: b for b in (VIT_S14, VIT_B14, VIT_L14, VIT_G14, VIT_TINY)}
 
 
 @dataclass(frozen=True)
@@ -94,14 +91,21 @@ VARIANTS: Dict[str, LoRATConfig] = {
         _variant("L-378", VIT_L14, 378, 0.1),
         _variant("g-224", VIT_G14, 224, 0.4),  # drop path 0.4 for ViT-g (official configs)
         _variant("g-378", VIT_G14, 378, 0.4),
-        # Test-only: the demo / CI model (crops 56/112) and a SwiGLU twin.
+        # the demo model (vot_lorat/checkpoints/): crops 56 / 112
         LoRATConfig("tiny", VIT_TINY, 56, 112, 4.0, lora_rank=8, lora_alpha=8.0),
-        LoRATConfig("tiny-g", VIT_TINY_SWIGLU, 42, 84, 4.0, lora_rank=4, lora_alpha=8.0),
     )
 }
 
 
+def register_variant(config: LoRATConfig) -> None:
+    """Make another variant known by name (to :func:`get_config`, ``load_model``, the settings), its backbone
+    with it: the tests register small ones that run the SwiGLU path in milliseconds."""
+    VARIANTS[config.name] = config
+    BACKBONES[config.backbone.name] = config.backbone
+
+
 def list_variants() -> List[str]:
+    """The names of the known variants."""
     return list(VARIANTS)
 
 

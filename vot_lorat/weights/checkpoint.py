@@ -5,7 +5,8 @@ Layouts:
   but safetensors inside) add 0-d ``lora_alpha`` / ``use_rslora``, newer ``model.safetensors`` files do not.
 - ``lora-full``: the whole unmerged training model (``...qkv.q.linear.weight`` plus the adapters).
 - ``merged``: a plain model state dict (``...attn.qkv.weight``), from merging or full fine-tuning.
-Key names are converted in ``convert``; loading into a model is ``builder.load_checkpoint``.
+Key names are converted in :mod:`vot_lorat.weights.formats`; loading into a model is
+:func:`vot_lorat.weights.loading.load_checkpoint`.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from typing import Dict, Optional
 
 import torch
 
-from .config import VARIANTS, LoRATConfig
-from .convert import from_lorat_2024, from_lorat_safetensors, infer_lorat, to_official
-from .lora import iter_lora
-from .model import LoRAT
-from .weights_io import WeightFileError, atomic_save_safetensors, read_with_metadata
+from ..model.config import VARIANTS, LoRATConfig
+from ..model.lora import iter_lora
+from ..model.network import LoRAT
+from .files import WeightFileError, atomic_save_safetensors, read_with_metadata
+from .formats import from_lorat_2024, from_lorat_safetensors, infer_lorat, to_official
 
 LORA, LORA_FULL, MERGED = "lora", "lora-full", "merged"
 
@@ -85,7 +86,17 @@ def infer_variant(ckpt: LoRATCheckpoint) -> str:
 
 
 def read_checkpoint(path: str) -> LoRATCheckpoint:
-    """Read any LoRAT layout (see module doc) from safetensors or a torch pickle."""
+    """Read a LoRAT checkpoint of any layout (see the module doc), from safetensors or a torch pickle.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its tensors in our key names, with the layout, LoRA rank, alpha and metadata found.
+
+    Raises:
+        WeightFileError: the file is missing, unreadable or not a LoRAT checkpoint.
+    """
     raw, meta = read_with_metadata(path, "LoRAT weights", "Give the local path of a LoRAT checkpoint (the released "
                                    "model.bin, or a model.safetensors written by python -m training)")
     raw = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
@@ -166,7 +177,16 @@ def checkpoint_state(model: LoRAT, layout: str = "2024") -> Dict[str, torch.Tens
 
 
 def save_checkpoint(model: LoRAT, path: str, layout: str = "2024", metadata: Optional[Dict[str, str]] = None) -> None:
-    """Write a checkpoint the official code can load too (safetensors, atomic)."""
+    """Write a checkpoint that the official code can load too (safetensors, through a temporary file, so that a
+    crash never leaves half a file).
+
+    Args:
+        model: the model; with adapters only its trainable tensors are saved (see :func:`checkpoint_state`).
+        path: the file to write.
+        layout: ``2024`` (as the released ``model.bin``, with ``lora_alpha`` / ``use_rslora``) or
+            ``safetensors`` (as newer releases).
+        metadata: strings saved in the file's header beside the variant.
+    """
     meta = {"format": "pt", "producer": "vot_lorat", "variant": model.config.name}
     meta.update(metadata or {})
     atomic_save_safetensors(checkpoint_state(model, layout), path, meta)

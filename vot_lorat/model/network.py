@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
+from .backbone import resize_pos_embed
 from .config import LoRATConfig
-from .convert import resize_pos_embed
 from .head import MlpAnchorFreeHead
 from .lora import apply_lora, has_lora
 
@@ -23,7 +23,7 @@ TEMPLATE_BACKGROUND, TEMPLATE_FOREGROUND, SEARCH_REGION = 0, 1, 2
 class LoRAT(nn.Module):
     """``model(z, x, z_feat_mask)`` -> ``{"score_map": (B,H,W) logits, "boxes": (B,H,W,4) normalised xyxy}``.
 
-    Built from an untrained ViT; pretrained weights are loaded afterwards (``builder.load_backbone``).
+    Built from an untrained ViT; pretrained weights are loaded afterwards (:mod:`vot_lorat.weights.loading`).
     """
 
     def __init__(self, config: LoRATConfig, vit: VisionTransformer) -> None:

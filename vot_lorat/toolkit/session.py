@@ -13,10 +13,10 @@ from typing import Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 
-from . import box as bx
-from .image_io import Frame
-from .masks import FrameMask
-from .tracker import TrackResult
+from ..frames.reading import Frame
+from ..masks.regions import FrameMask
+from ..tracking import box as bx
+from ..tracking.tracker import TrackResult
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """VOT workspace helpers for workspace_setup.sh: tracker registrations, the offline stack, score tables.
 
-``python -m vot_lorat.workspace trackers ...`` writes a workspace's trackers.ini with absolute paths,
+``python -m vot_lorat.toolkit.workspace trackers ...`` writes a workspace's trackers.ini with absolute paths,
 ``stack`` writes the offline VOTS-style stack, ``summary`` prints the headline numbers of an analysis.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sys
 from dataclasses import replace
 from typing import Dict, List, Optional, Sequence
 
-from .config import get_config
-from .lorat_weights import infer_variant, needs_backbone, read_checkpoint
-from .trax_server import ServerConfig
+from ..model.config import get_config
+from ..weights.checkpoint import infer_variant, needs_backbone, read_checkpoint
+from .settings import ServerSettings
 
 # the analyses of the toolkit's tests/multiobject stack: VOTS quality, accuracy/robustness, NRE/DRE/ADQ
 DEMO_STACK = """\
@@ -33,7 +33,7 @@ experiments:
 """
 
 
-def _entry(name: str, label: str, repo: str, python: str, cfg: ServerConfig, timeout: int) -> str:
+def _entry(name: str, label: str, repo: str, python: str, cfg: ServerSettings, timeout: int) -> str:
     lines = [f"[{name}]", f"label = {label}", "protocol = traxpython", "command = vot_lorat", f"paths = {repo}",
              f"python = {python}",
              # the toolkit replaces LD_LIBRARY_PATH for TraX trackers, which hides CUDA libraries
@@ -50,7 +50,7 @@ def trackers_ini(repo: str, python: str, variant: str, backbone: Optional[str], 
     """trackers.ini text: ``LoRAT`` (rectangles), ``LoRAT-mask`` (box-filled masks), ``LoRAT-SAM`` (SAM masks,
     when ``sam`` is given) and, with ``static``, the static baseline. Paths are made absolute."""
     absolute = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
-    common = ServerConfig(variant=variant, backbone=absolute(backbone), weights=absolute(weights), device=device,
+    common = ServerSettings(variant=variant, backbone=absolute(backbone), weights=absolute(weights), device=device,
                           precision=precision, threads=threads, absence_threshold=absence_threshold)
     repo, python = absolute(repo), absolute(python)
     parts = [
@@ -64,7 +64,7 @@ def trackers_ini(repo: str, python: str, variant: str, backbone: Optional[str], 
                             replace(common, mask="sam", sam_checkpoint=absolute(sam), sam_model=sam_model,
                                     sam_mode=sam_mode), timeout))
     if static:
-        parts.append(_entry("static", "Static baseline", repo, python, ServerConfig(variant="static", mask="box"),
+        parts.append(_entry("static", "Static baseline", repo, python, ServerSettings(variant="static", mask="box"),
                             timeout))
     return "\n".join(parts)
 
@@ -116,7 +116,7 @@ def format_headline(rows: List[Dict[str, Optional[float]]], labels: Optional[Dic
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vot_lorat.workspace", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vot_lorat.toolkit.workspace", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("trackers", help="write trackers.ini")
     t.add_argument("--output", required=True)

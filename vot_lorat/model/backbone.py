@@ -1,13 +1,16 @@
-"""DINOv2 ViTs built with timm (their pretrained weights are loaded by ``builder.load_backbone``)."""
+"""DINOv2 ViTs built with timm, and their position grid resized to LoRAT's (pretrained weights are loaded by
+:func:`vot_lorat.weights.loading.load_backbone`)."""
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.layers import DropPath, SwiGLUPacked
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from .config import PATCH_SIZE, BackboneSpec
-
 
 SUBSET_DROP_ABOVE = 0.1  # DINOv2 uses batch-subset stochastic depth only above this rate
 
@@ -57,3 +60,15 @@ def create_vit(spec: BackboneSpec, drop_path_rate: float = 0.0, init_values: flo
             block.drop_path1 = DropPath(drop_path_rate)
             block.drop_path2 = DropPath(drop_path_rate)
     return vit
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, size: int) -> torch.Tensor:
+    """A ViT's (1, prefix + G*G, D) position embedding as the (1, size*size, D) LoRAT grid: the prefix (class
+    token) slots dropped, the G x G patch grid resized bicubically as the official LoRAT does (``size=``,
+    align_corners=False, no antialias, no offset, float32)."""
+    tokens = pos_embed.shape[1]
+    grid = math.isqrt(tokens)
+    patches = pos_embed[:, tokens - grid * grid:].reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
+    resized = F.interpolate(patches.float(), size=(size, size), mode="bicubic", align_corners=False,
+                            antialias=False)
+    return resized.permute(0, 2, 3, 1).reshape(1, size * size, -1)
