@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The test suite: installs what is missing (./install.sh), then runs pytest with any arguments given.
+# The test suite. ./run_tests.sh: the fast tier (every test not marked slow); ./run_tests.sh --all: every test,
+# as CI runs it. Both install what is missing first (./install.sh); other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./install.sh
-exec .venv/bin/python -m pytest "$@"
+if [ "${1:-}" = --all ]; then
+    shift
+    exec .venv/bin/python -m pytest "$@"
+fi
+exec .venv/bin/python -m pytest -m "not slow" "$@"

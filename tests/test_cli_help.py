@@ -18,7 +18,6 @@ import pytest
 from training.cli import main as cli_main
 from training.config import TrainConfig
 
-from tiny_models import script_with_tiny_models
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -156,12 +155,3 @@ def test_benchmark_lists_are_comma_separated(script):
     assert not spaced, f"{script}: space-separated lists {spaced}; use comma-separated values"
 
 
-def test_sam_speed_takes_comma_separated_lists():
-    command = script_with_tiny_models(os.path.join("benchmarks", "sam_speed.py"), "--model-type", "tiny", "--modes",
-                                      "crop,frame", "--objects", "1,2", "--frames", "1", "--warmup", "0",
-                                      "--threads", "1")
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, ROOT])))
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if re.match(r"\| (crop|frame) \| \d+ \|", line)]
-    assert len(rows) == 4, result.stdout

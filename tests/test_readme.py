@@ -1,42 +1,50 @@
-"""Every code block of the READMEs runs as written, so that a user who copies one gets what it promises.
+"""Every code block of the READMEs and docs runs as written, so that a user who copies one gets what it promises.
 
-Rules the READMEs follow (this test enforces them):
+Rules the documents follow (this test enforces them):
 
 - every fenced block names its language: ``bash``, ``python``, or ``text`` (sample output, trees, tables);
 - a ``bash`` or ``python`` block runs as written, in its own fresh copy of the repository (the copy's root is
   the working directory, ``.venv`` is the real environment), so it must not depend on another block's files;
 - an HTML comment on the line before a block may say how it is tested:
-  ``<!-- readme-test: slow -->`` runs it under the ``slow`` marker (CI runs those too);
+  ``<!-- readme-test: slow -->`` runs it under the ``slow`` marker (the fast tier leaves it out);
   ``<!-- readme-test: after-demo -->`` runs it (slow too) in the copy where README.md's
   ``./workspace_setup.sh --demo`` block ran, so it may use ``demo_workspace/``;
   ``<!-- readme-test: flags-only REASON -->`` marks a recipe that cannot run here (official weights, full
-  datasets, GPUs or a download; REASON says which): every ``--flag`` of its commands must be one that the
-  command's own ``--help`` lists, so a renamed or removed option cannot leave the README behind.
+  datasets, GPUs, a download, or a measurement that takes many minutes; REASON says which): every ``--flag`` of
+  its commands must be one that the command's own ``--help`` lists, so a renamed or removed option cannot leave
+  the documents behind;
+  ``<!-- readme-test: output-of-previous -->`` before a ``text`` block: what the code block before it prints,
+  ``<!-- readme-test: output-of-demo -->``: what the demo block prints. Its lines must appear in that order in
+  the output; ``…`` stands for one word that changes from run to run (a speed, a time).
 """
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import re
 import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-READMES = ("README.md", "benchmarks/README.md", "vot_lorat/checkpoints/README.md")
+READMES = ("README.md", "benchmarks/README.md", "vot_lorat/checkpoints/README.md",
+           *sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md"))))
 LANGUAGES = ("bash", "python", "text")
 FENCE = re.compile(r"^```(\S*)\s*$")
-ANNOTATION = re.compile(r"^<!--\s*readme-test:\s*(slow|after-demo|flags-only)\b\s*(.*?)\s*-->\s*$")
+ANNOTATION = re.compile(
+    r"^<!--\s*readme-test:\s*(slow|after-demo|flags-only|output-of-previous|output-of-demo)\b\s*(.*?)\s*-->\s*$")
+OUTPUT_MODES = ("output-of-previous", "output-of-demo")
 # the copy leaves out what .gitignore names: environments, caches, run and workspace folders
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", "*.egg-info", "build", "dist",
                                      ".pytest_cache", ".ruff_cache", "runs", "workspaces", "demo_workspace",
                                      "vot_workspace")
-# `./run_tests.sh` is this test suite: rerunning it from inside itself would never end. CI runs exactly that
-# line (see test_the_test_command_is_what_ci_runs), which is what the README promises of it.
+# `./run_tests.sh` is this test suite: rerunning it from inside itself would never end. CI runs
+# `./run_tests.sh --all` (see test_the_test_command_is_what_ci_runs), which is what the README promises of it.
 SUITE_COMMAND = "./run_tests.sh"
 DEMO_COMMAND = "./workspace_setup.sh --demo"
 FAST_TIMEOUT_S, SLOW_TIMEOUT_S = 300, 1200
@@ -79,6 +87,34 @@ ALL_BLOCKS = [b for readme in READMES for b in read_blocks(readme)]
 CODE_BLOCKS = [b for b in ALL_BLOCKS if b.language in ("bash", "python")]
 
 
+def expected_outputs() -> Dict[str, Block]:
+    """Code block id -> the sample output the documents show for it."""
+    out: Dict[str, Block] = {}
+    previous: Optional[Block] = None
+    for block in ALL_BLOCKS:
+        if block.mode == "output-of-previous":
+            assert previous is not None and previous.readme == block.readme, \
+                f"{block.id}: output-of-previous needs a code block before it in the same document"
+            out[previous.id] = block
+        elif block.mode == "output-of-demo":
+            out[next(b for b in CODE_BLOCKS if _is_demo(b)).id] = block
+        if block.language in ("bash", "python"):
+            previous = block
+    return out
+
+
+def check_output(expected: Block, output: str) -> None:
+    """The expected block's lines appear in the output in that order; ``…`` matches one changing word."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    at = 0
+    for want in (line.rstrip() for line in expected.text.splitlines() if line.strip()):
+        pattern = re.compile(r"\S+".join(re.escape(part) for part in want.split("…")) + "$")
+        found = next((i for i in range(at, len(lines)) if pattern.match(lines[i])), None)
+        assert found is not None, (f"{expected.id}: the command no longer prints {want!r} (after line {at}); "
+                                   f"it printed:\n" + "\n".join(lines[-60:]))
+        at = found + 1
+
+
 def _param(block: Block):
     marks = [pytest.mark.slow] if block.mode in ("slow", "after-demo") else []
     return pytest.param(block, id=block.id, marks=marks)
@@ -92,11 +128,21 @@ def test_every_block_names_its_language():
 def test_annotations():
     assert all(b.reason for b in CODE_BLOCKS if b.mode == "flags-only"), "a flags-only block must give its reason"
     assert all(b.mode == "slow" for b in CODE_BLOCKS if _is_demo(b)), "the demo block takes minutes: mark it slow"
+    outputs = [b for b in ALL_BLOCKS if b.mode in OUTPUT_MODES]
+    assert all(b.language == "text" for b in outputs), "sample output is a text block"
+    assert all(b.mode not in OUTPUT_MODES for b in CODE_BLOCKS), "output annotations go on text blocks"
+    checked = expected_outputs()
+    assert len(checked) == len(outputs), "two sample outputs for one command"
+    assert all(b.mode != "flags-only" for b in CODE_BLOCKS if b.id in checked), "a flags-only block prints nothing"
 
 
 def test_the_test_command_is_what_ci_runs():
+    """CI runs the whole suite, the command the README names for it."""
     with open(os.path.join(ROOT, ".ci", "run")) as f:
-        assert f"exec {SUITE_COMMAND}\n" in f.read()
+        assert f"exec {SUITE_COMMAND} --all\n" in f.read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert f"{SUITE_COMMAND} --all" in readme and re.search(rf"^{re.escape(SUITE_COMMAND)}\s", readme, re.M)
 
 
 def fresh_copy(dest: str) -> str:
@@ -122,7 +168,7 @@ def run_block(block: Block, cwd: str) -> subprocess.CompletedProcess:
         cmd = [os.path.join(cwd, ".venv", "bin", "python"), "-c", block.text]
     else:
         text = "".join(line for line, command in zip(block.text.splitlines(keepends=True), _commands_of(block))
-                       if command != SUITE_COMMAND)
+                       if command.split()[:1] != [SUITE_COMMAND])
         cmd = ["bash", "-e", "-o", "pipefail", "-c", text]
     return subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=timeout)
@@ -141,6 +187,9 @@ def demo_repo(tmp_path_factory) -> Tuple[str, subprocess.CompletedProcess]:
     return cwd, run_block(demo[0], cwd)
 
 
+EXPECTED = expected_outputs()
+
+
 @pytest.mark.parametrize("block", [_param(b) for b in CODE_BLOCKS if b.mode != "flags-only"])
 def test_block_runs_as_written(block: Block, tmp_path, request):
     if _is_demo(block):
@@ -153,6 +202,9 @@ def test_block_runs_as_written(block: Block, tmp_path, request):
         result = run_block(block, fresh_copy(str(tmp_path / "repo")))
     assert result.returncode == 0, f"{block.id} failed (exit {result.returncode}):\n{block.text}\n" \
                                    f"--- output (last 4000 characters) ---\n{result.stdout[-4000:]}"
+    expected = EXPECTED.get(block.id)
+    if expected is not None:
+        check_output(expected, result.stdout)
 
 
 # ----- flags-only recipes
