@@ -1,5 +1,6 @@
-"""python -m training COMMAND: train LoRAT, evaluate checkpoints, plot results and training curves, check
-dataset trees, write synthetic and miniature datasets. Every command explains its options with --help."""
+"""python -m training COMMAND: train LoRAT, evaluate checkpoints, compare trackers' result files, plot results and
+training curves, check dataset trees, write synthetic and miniature datasets. Every command explains its options
+with --help."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +99,35 @@ def _add_plot(sub) -> None:
     p.add_argument("--labels", help="comma-separated legend labels, one per folder (default: each folder's run)")
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="score trackers' raw result files side by side: tables and plots",
+                       description=(
+        "Score any trackers' result files against a benchmark's ground truth as its toolkit does (success AUC, "
+        "OP50, OP75, precision, normalised precision; AO and SR for GOT-10k): one table sorted by the main score "
+        "(printed, CSV and Markdown), every sequence's scores (CSV), one figure per curve with every tracker (PNG "
+        "and PDF) and, with --attributes, LaSOT's success AUC per attribute. A result folder holds <seq>.txt or "
+        "<seq>/<seq>_001.txt files of x,y,w,h lines (commas, tabs or spaces) in the benchmark's coordinates; the "
+        "output of evaluate and a training run folder are taken as they are."))
+    p.add_argument("results", nargs="+", metavar="[NAME=]PATH",
+                   help="a tracker's result folder; NAME= names it in the tables and legends (default: the "
+                        "folder's name, or the run's for our own evaluations)")
+    p.add_argument("--data", required=True, metavar="KIND:PATH[,k=v]",
+                   help="the benchmark and its ground truth, e.g. lasot:/d/LaSOT,split=test or "
+                        "got10k:/d/GOT-10k,split=val")
+    p.add_argument("--output", default="comparison", metavar="DIR",
+                   help="folder for the tables and figures (default: comparison)")
+    p.add_argument("--common-sequences", action="store_true",
+                   help="score over the sequences every tracker has a complete result file for (default: off, a "
+                        "missing or short result file is an error)")
+    p.add_argument("--attributes", metavar="DIR",
+                   help="LaSOT attribute files, <seq>.txt with 14 comma-separated 0/1 flags as the LaSOT toolkit's "
+                        "annos/att holds them: adds the success AUC per attribute (default: none)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a comparison already in --output (default: off, such a folder is refused)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (default: off; the bar is shown only when stderr is a terminal)")
+
+
 def _add_plot_training(sub) -> None:
     p = sub.add_parser("plot-training", help="loss, learning rate and samples/s of a run (PNG and PDF)",
                        description="Loss (and its parts), learning rate, samples per second and, when the run "
@@ -145,6 +175,21 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _run_compare(args) -> int:
+    from .compare import check_output, compare, format_tables, tracker_folder, write_comparison
+    from .data.registry import build_dataset
+
+    check_output(args.output, args.overwrite)
+    dataset = build_dataset(DataSource.parse(args.data))
+    trackers = [tracker_folder(text, dataset.name) for text in args.results]
+    comparison = compare(dataset, trackers, args.common_sequences, args.attributes, progress=not args.quiet)
+    print(format_tables(comparison))
+    written = write_comparison(comparison, args.output)
+    figures = sum(path.endswith(".png") for path in written)
+    print(f"tables and {figures} figures (PNG and PDF) written to {args.output}")
+    return 0
+
+
 def _run_check(args) -> int:
     from .data.check import run_check
 
@@ -167,6 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _add_check(sub)
     _add_vot_sequences(sub)
     _add_miniature(sub)
+    _add_compare(sub)
     _add_plot(sub)
     _add_plot_training(sub)
     args = parser.parse_args(argv)
@@ -194,6 +240,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             for name, folder in make_miniature(args.output, args.sequences, args.frames, args.seed).items():
                 print(f"{name}: {folder}")
             return 0
+        if args.command == "compare":
+            return _run_compare(args)
         if args.command == "plot":
             from .plots import plot_results
 

@@ -1,6 +1,6 @@
-"""Figures, as PNG and PDF: success and precision plots of evaluated runs (one curve per run, its score in
-the legend, as the LaSOT / OTB / GOT-10k toolkits draw them), and the loss / learning-rate / throughput
-curves of a training run from its ``log.jsonl``.
+"""Figures, as PNG and PDF: success and precision plots of evaluated runs and of compared trackers (one curve
+per run, its score in the legend, as the LaSOT / OTB / GOT-10k toolkits draw them; one success plot per LaSOT
+attribute), and the loss / learning-rate / throughput curves of a training run from its ``log.jsonl``.
 
 Plots read the ``metrics.json`` that evaluation writes into each dataset's result folder, so they need
 neither the dataset nor the model.
@@ -84,13 +84,40 @@ def plot_results(folders: Sequence[str], output_dir: str, labels: Optional[Seque
     if not by_dataset:
         raise ValueError("none of the result folders has metrics to plot (test splits are scored by the "
                          "benchmark's server)")
-    os.makedirs(output_dir, exist_ok=True)
     written = []
     for dataset, runs in by_dataset.items():
-        specs = (GOT10K_PLOT,) if "ao" in runs[0][1] else OPE_PLOTS
-        for spec in specs:
-            written += _curve_plot(runs, spec, dataset, os.path.join(output_dir, f"{dataset}-{spec[-1]}"))
+        written += plot_comparison(runs, dataset, output_dir)
     return written
+
+
+def plot_comparison(runs: Sequence[Tuple[str, Dict]], dataset: str, output_dir: str) -> List[str]:
+    """Every run's curves in one figure per curve: success, precision and normalised precision (success with
+    AO for GOT-10k), named ``<dataset>-<curve>.{png,pdf}``; the legend lists the runs by score, best first, as
+    the LaSOT toolkit orders it.
+
+    Args:
+        runs: (label, metrics) pairs; metrics as :func:`training.metrics.ope_summary` or
+            :func:`training.metrics.got10k_summary` return them, all of one kind.
+        dataset: the dataset's name, in the titles and the file names.
+        output_dir: made when missing.
+
+    Returns:
+        The files written.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    specs = (GOT10K_PLOT,) if "ao" in runs[0][1] else OPE_PLOTS
+    return [path for spec in specs
+            for path in _curve_plot(list(runs), spec, dataset, os.path.join(output_dir, f"{dataset}-{spec[-1]}"))]
+
+
+def plot_attribute(runs: Sequence[Tuple[str, Dict]], dataset: str, attribute: str, short_name: str,
+                   sequences: int, output_dir: str) -> List[str]:
+    """The success plot of the sequences that have one attribute, every run's curve in it, the sequence
+    count in the title as the LaSOT toolkit writes it; named ``<dataset>-<short_name>-success.{png,pdf}``.
+    Returns the files written."""
+    os.makedirs(output_dir, exist_ok=True)
+    return _curve_plot(list(runs), OPE_PLOTS[0], f"{dataset} - {attribute} ({sequences})",
+                       os.path.join(output_dir, f"{dataset}-{short_name}-success"))
 
 
 def read_log(run_dir: str) -> List[Dict]:

@@ -14,19 +14,39 @@ each benchmark's own convention:
 
 Metrics are computed on :meth:`ResultFormat.reported` boxes, exactly what the files hold, so that a
 benchmark's toolkit run on the files gives the numbers we print.
+
+Reading takes any tracker's published files (:func:`find_result_file`, :meth:`ResultFormat.read_file`): either
+layout, ``<seq>.txt`` (LaSOT, OTB, TrackingNet, pytracking, OSTrack) or ``<seq>/<seq>_001.txt`` (GOT-10k), with
+``x,y,w,h`` separated by commas, tabs or spaces, in the benchmark's own coordinates (1-based for LaSOT, as its
+ground truth and toolkit are).
 """
 from __future__ import annotations
 
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from vot_lorat.tracking import box as bx
 
+from .data.annotations import Problem, read_boxes
 from .data.sequence import SequenceDataset
+
+# where trackers put one sequence's boxes: <seq>.txt (LaSOT, OTB, TrackingNet, pytracking, OSTrack) or
+# <seq>/<seq>_001.txt (GOT-10k: the first of its repeated runs)
+LAYOUTS = ("{0}.txt", os.path.join("{0}", "{0}_001.txt"))
+
+
+def find_result_file(folder: str, sequence: str) -> Optional[str]:
+    """The result file of ``sequence`` under ``folder`` in either of the :data:`LAYOUTS`; None when there is
+    none."""
+    for layout in LAYOUTS:
+        path = os.path.join(folder, layout.format(sequence))
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,10 +97,22 @@ class ResultFormat:
             written.append(times)
         return written
 
+    def read_file(self, path: str, sequence: str) -> Tuple[np.ndarray, List[Problem]]:
+        """The boxes of a result file (``x,y,w,h`` separated by commas, tabs or spaces) as xyxy in our
+        convention, NaN for lines that are not four numbers, which are also returned as problems."""
+        rows, problems = read_boxes(path, sequence)
+        return self._from_file(rows), problems
+
     def read(self, folder: str, sequence: str) -> np.ndarray:
-        """One sequence's results back as xyxy in our convention."""
-        path = self.path(folder, sequence)
-        return self._from_file(np.loadtxt(path, delimiter=",", ndmin=2))
+        """One sequence's results back as xyxy in our convention, from either layout."""
+        path = find_result_file(folder, sequence)
+        if path is None:
+            raise FileNotFoundError(f"no result file for {sequence} in {folder} (looked for "
+                                    f"{' and '.join(layout.format(sequence) for layout in LAYOUTS)})")
+        boxes, problems = self.read_file(path, sequence)
+        if problems:
+            raise ValueError(f"{len(problems)} line(s) of {path} are not x,y,w,h (first: {problems[0].where})")
+        return boxes
 
     def pack(self, folder: str, files: List[str], zip_path: str) -> str:
         """The submission zip: ``files`` (paths under ``folder``) stored relative to ``folder``."""
