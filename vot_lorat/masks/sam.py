@@ -4,12 +4,13 @@ Two modes:
 - ``crop``: what the official LoRAT code does. Per object, a pixel-aligned SiamFC crop (area factor 2) of
   the frame at SAM's input size, the rasterised box as the prompt, the 256x256 low-res logits
   thresholded, and the binary mask bilinearly back-projected onto the frame (any non-zero value counts,
-  a slight dilation). The image encoder takes the crops ``SamOptions.encoder_batch`` at a time.
+  a slight dilation) at the official sample positions (``_sample_grid``). The image encoder takes the
+  crops ``SamOptions.encoder_batch`` at a time.
 - ``frame``: cheaper. One embedding of the whole frame (SAM's own resize + pad) for all objects, and all
   box prompts decoded in one call. The low-res logits are bilinearly resampled straight onto the frame
-  (the exact map from frame pixels to the grid, padding cut away) and thresholded there: a low-res cell
-  covers several frame pixels here, so the crop mode's binary resampling would dilate masks by half a
-  cell (~4 px on a 1080p frame).
+  (the exact map from frame pixels to the grid, padding cut away, at the sample positions of the crop
+  mode) and thresholded there: a low-res cell covers several frame pixels here, so the crop mode's binary
+  resampling would dilate masks by half a cell (~4 px on a 1080p frame).
 
 Both modes then apply a guard against empty or absurd masks and make the masks disjoint. Memory:
 back-projection resamples only the frame rectangle each mask can reach, and full-frame logits (to settle
@@ -126,6 +127,22 @@ class SamOptions:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
 
 
+def _sample_grid(start: int, stop: int, length: int, scale: float, shift: float, cells: int) -> torch.Tensor:
+    """``grid_sample`` coordinates (align_corners=False) of pixels ``start .. stop - 1`` of a frame row (or
+    column) of ``length`` pixels, for the frame -> grid map ``grid = frame * scale + shift`` over ``cells``.
+
+    Pixel k is sampled where the official back-projection samples it: at frame position ``k * length /
+    (length - 1)`` (its grid is a ``torch.linspace`` over the row: the first pixel half a pixel early, the last
+    half a pixel late), not at the pixel centre ``k + 0.5``. The arithmetic is the official one, in float32 on
+    the CPU (the inverse map cast to float32, then divided out), so that a sample that lands on a cell edge
+    falls the same way.
+    """
+    inverse_scale = torch.tensor(1 / scale, dtype=torch.float32)
+    inverse_shift = torch.tensor(-shift / scale, dtype=torch.float32)
+    positions = torch.linspace(0, length / cells, length, dtype=torch.float32)[start:stop]
+    return (positions / inverse_scale - inverse_shift / inverse_scale / cells) * 2 - 1
+
+
 @dataclass(frozen=True)
 class MaskResult(FrameMask):
     """A mask disjoint from the other objects' masks; ``rect`` None when it is empty."""
@@ -232,7 +249,8 @@ class SamMaskGenerator:
             translations.append(real.translation)
         real = CropParams(np.concatenate(scales), np.concatenate(translations))
         prompts = bx.clip(bx.rasterize(real.apply(boxes)), size, size)
-        to_grid = np.concatenate([real.scale, real.translation], axis=1) * (self.grid / size)
+        # the official code scales the float32 crop params to the grid in float64
+        to_grid = np.concatenate([real.scale, real.translation], axis=1).astype(np.float64) * (self.grid / size)
         embeddings = torch.cat(embeddings)
         prompt = torch.as_tensor(prompts, dtype=torch.float32, device=self.device)
         sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
@@ -276,9 +294,10 @@ class SamMaskGenerator:
                   height: int) -> List[Optional[_MaskPatch]]:
         """Resample each object's low-res logits (n, gh, gw) onto the frame rectangle its mask can reach.
 
-        ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Crop mode
-        resamples the binary mask with zero padding and keeps any non-zero value (the official code); frame
-        mode resamples the logits (edge-clamped, as a resize would) and thresholds them.
+        ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Both modes sample
+        the frame pixels where the official code does (:func:`_sample_grid`). Crop mode resamples the binary
+        mask with zero padding and keeps any non-zero value (the official code); frame mode resamples the
+        logits (edge-clamped, as a resize would) and thresholds them.
         """
         threshold = self.options.mask_threshold
         on = logits > threshold
@@ -292,12 +311,9 @@ class SamMaskGenerator:
                 patches.append(None)
                 continue
             x1, y1, x2, y2 = rect
-            scale, shift = to_grid[i, :2], to_grid[i, 2:]
-            gx = ((np.arange(x1, x2) + 0.5) * scale[0] + shift[0]) * 2 / grid_w - 1
-            gy = ((np.arange(y1, y2) + 0.5) * scale[1] + shift[1]) * 2 / grid_h - 1
-            grid = torch.stack(torch.meshgrid(torch.as_tensor(gx, dtype=torch.float32, device=logits.device),
-                                              torch.as_tensor(gy, dtype=torch.float32, device=logits.device),
-                                              indexing="xy"), dim=-1)
+            gx = _sample_grid(x1, x2, width, to_grid[i, 0], to_grid[i, 2], grid_w).to(logits.device)
+            gy = _sample_grid(y1, y2, height, to_grid[i, 1], to_grid[i, 3], grid_h).to(logits.device)
+            grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)
             if self.options.mode == "crop":
                 source, cut, padding = torch.stack([on[i].float(), logits[i]]), 0.0, "zeros"
             else:
@@ -309,16 +325,19 @@ class SamMaskGenerator:
 
     def _reach(self, cols: np.ndarray, rows: np.ndarray, to_grid: np.ndarray, width: int,
                height: int) -> Optional[PixelRect]:
-        """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is."""
+        """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is.
+        A pixel more on each side than the samples can reach keeps float rounding out of the answer."""
         if not cols.any():
             return None
         bounds = []
         for on, scale, shift, limit in ((cols, to_grid[0], to_grid[2], width),
                                         (rows, to_grid[1], to_grid[3], height)):
             first, last = np.flatnonzero(on)[[0, -1]]
-            # a bilinear sample at grid position p reaches cell j (centre j + 0.5) for p in (j - 0.5, j + 1.5)
-            lo = int(np.floor((first - 0.5 - shift) / scale - 0.5))
-            hi = int(np.ceil((last + 1.5 - shift) / scale - 0.5)) + 1
+            # a bilinear sample at grid position p reaches cell j (centre j + 0.5) for p in (j - 0.5, j + 1.5);
+            # pixel k samples frame position k * stretch (see _sample_grid), grid position that * scale + shift
+            stretch = limit / (limit - 1) if limit > 1 else 1.0
+            lo = int(np.floor((first - 0.5 - shift) / scale / stretch))
+            hi = int(np.ceil((last + 1.5 - shift) / scale / stretch)) + 1
             bounds.append((max(lo, 0), min(hi, limit)))
         (x1, x2), (y1, y2) = bounds
         return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
