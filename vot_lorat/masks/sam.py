@@ -12,7 +12,8 @@ Two modes:
   mode) and thresholded there: a low-res cell covers several frame pixels here, so the crop mode's binary
   resampling would dilate masks by half a cell (~4 px on a 1080p frame).
 
-Both modes then apply a guard against empty or absurd masks and make the masks disjoint. Memory:
+Both modes then apply a guard against empty or absurd masks and make the masks disjoint (``SamOptions.guard``
+and ``SamOptions.disjoint`` turn these off, for each object's mask as SAM gives it). Memory:
 back-projection resamples only the frame rectangle each mask can reach, and full-frame logits (to settle
 overlaps) are made only for objects whose rectangles meet another's.
 """
@@ -41,6 +42,8 @@ from .regions import FrameMask, PixelRect, box_rect, intersection
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 MODES = ("crop", "frame")
 GUARDS = ("box", "empty", "none")
+BF16_WEIGHTS = "bf16-weights"  # SAM's weights and input converted to bfloat16, no autocast: the official code
+SAM_PRECISIONS = PRECISIONS + (BF16_WEIGHTS,)
 
 
 @dataclass(frozen=True)
@@ -109,22 +112,34 @@ class SamOptions:
     # crop mode: crops per image-encoder call. SAM's global attention holds a 4096 x 4096 matrix per head,
     # about 2 GB per vit_b crop in fp32: 16 crops at once exhaust 24 GB of RAM
     encoder_batch: int = 2
-    precision: str = "fp32"  # fp16 / bf16 need CUDA
+    precision: str = "fp32"  # fp16 / bf16: autocast, on CUDA only; bf16-weights: see SamMaskGenerator
     guard: str = "box"
     min_area_ratio: float = 0.05  # mask area / box area below this is absurd
     max_area_ratio: float = 4.0  # ... and above this
+    # each pixel to one object, as VOTS scores masks; False keeps overlaps, as the official code reports masks
+    disjoint: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.guard not in GUARDS:
             raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in SAM_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(SAM_PRECISIONS)}, got {self.precision!r}")
         if self.encoder_batch < 1:
             raise ValueError(f"encoder_batch must be at least 1, got {self.encoder_batch}")
         if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
+
+
+def _convert_networks(sam: Sam, dtype: torch.dtype) -> None:
+    """SAM's image encoder, prompt encoder and mask decoder in ``dtype``, as the official code converts them
+    (the pixel normalisation stays float32). The prompt encoder's random frequencies keep their rounded values
+    in float32: segment_anything encodes prompt coordinates in float32, and its outputs are converted for the
+    decoder (:meth:`SamMaskGenerator._encode_prompts`)."""
+    for network in (sam.image_encoder, sam.prompt_encoder, sam.mask_decoder):
+        network.to(dtype)
+    sam.prompt_encoder.pe_layer.float()
 
 
 def _sample_grid(start: int, stop: int, length: int, scale: float, shift: float, cells: int) -> torch.Tensor:
@@ -145,7 +160,8 @@ def _sample_grid(start: int, stop: int, length: int, scale: float, shift: float,
 
 @dataclass(frozen=True)
 class MaskResult(FrameMask):
-    """A mask disjoint from the other objects' masks; ``rect`` None when it is empty."""
+    """An object's mask (disjoint from the other objects' masks unless ``SamOptions.disjoint`` is off); ``rect``
+    None when it is empty."""
 
     fallback: bool = False  # True when the guard replaced SAM's mask (by the box, or by nothing)
 
@@ -171,8 +187,13 @@ class SamMaskGenerator:
     """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc); a
     :class:`vot_lorat.toolkit.session.MaskGenerator`.
 
+    Precision ``bf16-weights`` runs SAM as the official LoRAT code does: its networks' weights and the
+    normalised input converted to bfloat16, no autocast (it also runs on a CPU). ``fp16`` and ``bf16`` run the
+    float32 SAM under autocast, on CUDA only.
+
     Args:
-        sam: a SAM in eval mode (:func:`load_sam`), on the device to run on.
+        sam: a SAM in eval mode (:func:`load_sam`), on the device to run on; with ``bf16-weights`` it is
+            converted in place.
         options: how boxes become masks.
     """
 
@@ -180,9 +201,13 @@ class SamMaskGenerator:
         self.sam = sam.eval()
         self.options = options
         self.device = sam.device
-        if options.precision != "fp32" and self.device.type != "cuda":
-            raise ValueError(f"precision {options.precision!r} needs SAM on a CUDA device, it is on "
-                             f"{self.device}; use 'fp32'")
+        if options.precision in ("fp16", "bf16") and self.device.type != "cuda":
+            raise ValueError(f"precision {options.precision!r} (autocast) needs SAM on a CUDA device, it is on "
+                             f"{self.device}; use 'fp32' or '{BF16_WEIGHTS}'")
+        self.autocast = options.precision if options.precision in PRECISIONS else "fp32"
+        self.dtype = torch.bfloat16 if options.precision == BF16_WEIGHTS else torch.float32
+        if self.dtype != torch.float32:
+            _convert_networks(sam, self.dtype)
         self.input_size = int(sam.image_encoder.img_size)  # 1024 for Meta's models
         grid_h, grid_w = sam.prompt_encoder.mask_input_size  # side of the low-res logits, 256 for Meta's
         if grid_h != grid_w:
@@ -193,7 +218,7 @@ class SamMaskGenerator:
     @torch.inference_mode()
     def __call__(self, image: np.ndarray, boxes: np.ndarray,
                  confidences: Optional[Sequence[float]] = None) -> List[MaskResult]:
-        """Disjoint full-frame masks for the objects' boxes.
+        """Full-frame masks for the objects' boxes, disjoint unless ``SamOptions.disjoint`` is off.
 
         Boxes are clipped to the frame; those with no area left (absent objects) get empty masks and
         cost no SAM work.
@@ -220,7 +245,7 @@ class SamMaskGenerator:
         patches: List[Optional[_MaskPatch]] = [None] * len(boxes)
         fallback = [False] * len(boxes)
         if present.size:
-            with autocast(self.options.precision, self.device):
+            with autocast(self.autocast, self.device):
                 if self.options.mode == "crop":
                     logits, to_grid = self._decode_crops(frame.to(self.device), boxes[present])
                 else:
@@ -230,8 +255,9 @@ class SamMaskGenerator:
         masks = [np.zeros((height, width), dtype=bool) for _ in patches]
         masks = [m if p is None else p.paste(m, p.mask) for m, p in zip(masks, patches)]
         rects = [None if p is None else p.rect for p in patches]
-        masks = keep_every_object(resolve_overlaps(masks, priority, self._contest_logits(patches, width, height),
-                                                   rects), rects, masks)
+        if self.options.disjoint:
+            masks = keep_every_object(resolve_overlaps(masks, priority, self._contest_logits(patches, width, height),
+                                                       rects), rects, masks)
         return [MaskResult(m, r, f) for m, r, f in zip(masks, rects, fallback)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
@@ -244,7 +270,7 @@ class SamMaskGenerator:
             crops = CropBatch(len(boxes[i:i + step]), size, frame.device, normalize=False)  # SAM normalises
             real = crops.crop(frame, CropParams(params.scale[i:i + step], params.translation[i:i + step]),
                               padding.expand(crops.batch.shape[0], 3))
-            embeddings.append(self.sam.image_encoder(self.sam.preprocess(crops.batch)))
+            embeddings.append(self.sam.image_encoder(self.sam.preprocess(crops.batch).to(self.dtype)))
             scales.append(real.scale)
             translations.append(real.translation)
         real = CropParams(np.concatenate(scales), np.concatenate(translations))
@@ -252,9 +278,7 @@ class SamMaskGenerator:
         # the official code scales the float32 crop params to the grid in float64
         to_grid = np.concatenate([real.scale, real.translation], axis=1).astype(np.float64) * (self.grid / size)
         embeddings = torch.cat(embeddings)
-        prompt = torch.as_tensor(prompts, dtype=torch.float32, device=self.device)
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
-        image_pe = self.sam.prompt_encoder.get_dense_pe()
+        sparse, dense, image_pe = self._encode_prompts(prompts)
 
         def decode_one(embedding, sparse_one, dense_one):
             return self.sam.mask_decoder(embedding[None], image_pe, sparse_one[None], dense_one[None],
@@ -271,18 +295,23 @@ class SamMaskGenerator:
         resized = self.resize.apply_image(image)  # numpy path: apply_image_torch is wrong in SAM 1.0
         new_h, new_w = resized.shape[:2]
         x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float()
-        embedding = self.sam.image_encoder(self.sam.preprocess(x)[None])
-        prompt = torch.as_tensor(self.resize.apply_boxes(boxes, (height, width)), dtype=torch.float32,
-                                 device=self.device)
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
-        logits, iou = self.sam.mask_decoder(embedding, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
-                                            self.options.multimask_output)
+        embedding = self.sam.image_encoder(self.sam.preprocess(x)[None].to(self.dtype))
+        sparse, dense, image_pe = self._encode_prompts(self.resize.apply_boxes(boxes, (height, width)))
+        logits, iou = self.sam.mask_decoder(embedding, image_pe, sparse, dense, self.options.multimask_output)
         # frame pixel x -> resized x * new_w / width -> grid x * grid / input_size. The padding is cut away
         # (a last, partly padded cell stays) so that resampling clamps at the image edge, as a resize would.
         valid_h, valid_w = (-(-side * self.grid // self.input_size) for side in (new_h, new_w))
         scale = np.array([new_w / width, new_h / height]) * (self.grid / self.input_size)
         logits = self._select(logits, iou)[:, :valid_h, :valid_w]
         return logits, np.tile(np.concatenate([scale, [0.0, 0.0]]), (len(boxes), 1))
+
+    def _encode_prompts(self, boxes: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The decoder's prompt inputs for (n, 4) xyxy boxes in SAM input pixels: sparse and dense embeddings and
+        the image positional encoding, in the decoder's dtype."""
+        prompt = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
+        image_pe = self.sam.prompt_encoder.get_dense_pe()
+        return sparse.to(self.dtype), dense.to(self.dtype), image_pe.to(self.dtype)
 
     def _select(self, logits: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
         """(n, k, g, g) -> (n, g, g): the only mask, or the one with the best predicted IoU."""
