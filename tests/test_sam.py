@@ -1,6 +1,7 @@
 """SAM box -> mask: geometry of both modes, batching, the guard, overlap resolution, and loading weights."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Tuple
 
 import numpy as np
@@ -13,8 +14,10 @@ from torch import nn
 
 from vot_lorat.masks.overlaps import resolve_overlaps
 from vot_lorat.masks.sam import MaskResult, SamMaskGenerator, SamOptions, load_sam
-from vot_lorat.tracking.crop import crop_region, siamfc_params
+from vot_lorat.tracking import box as bx
+from vot_lorat.tracking.crop import CropParams, crop_region, image_mean, siamfc_params
 
+from reference_crop import reference_crop
 from tiny_models import build_tiny_sam, save_tiny_sam
 
 # --- a stub SAM whose decoder draws the prompted box: the geometry becomes checkable ----------------------
@@ -132,30 +135,53 @@ def test_mask_is_the_prompted_box_in_frame_coordinates(mode, frame):
         _assert_within_one_pixel(result.mask, clipped)
 
 
+def _official_resample(low_res: torch.Tensor, scale, translation, height: int, width: int,
+                       padding: str = "zeros") -> torch.Tensor:
+    """The official back-projection of a (gh, gw) low-res map onto a whole (height, width) frame, written out
+    in its order of operations: ``scale`` / ``translation`` (per axis, float64) map the grid to the frame; the
+    frame's sampling grid is ``torch.linspace(0, W / gw, W)`` per axis (pixel k at frame position
+    k * W / (W - 1)), divided by the scale, shifted by translation / scale / gw, then * 2 - 1, all in float32;
+    then ``grid_sample`` (bilinear, align_corners=False)."""
+    grid_h, grid_w = low_res.shape[-2:]
+    s = torch.from_numpy(np.asarray(scale, np.float64)).to(torch.float32).view(1, 1, 1, 2)
+    t = torch.from_numpy(np.asarray(translation, np.float64)).to(torch.float32).view(1, 1, 1, 2)
+    x = torch.linspace(0, width / grid_w, width, dtype=torch.float32)
+    y = torch.linspace(0, height / grid_h, height, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(x, y, indexing="xy"), dim=-1).unsqueeze(0)
+    grid = grid / s
+    t = t / s
+    t[..., 0] /= grid_w
+    t[..., 1] /= grid_h
+    grid = (grid - t) * 2 - 1
+    return F.grid_sample(low_res[None, None].float(), grid, mode="bilinear", padding_mode=padding,
+                         align_corners=False)[0, 0]
+
+
 def _reference_crop_mode(low_res: torch.Tensor, box, height: int, width: int, size: int = 1024) -> np.ndarray:
-    """The official code's crop mode: crop params scaled to the low-res grid, inverted, whole-frame grid_sample,
-    != 0."""
+    """The official code's crop mode: the float32 crop params scaled to the low-res grid (in float64),
+    inverted, the binary mask resampled onto the whole frame, any non-zero value kept."""
     real = crop_region((width, height), siamfc_params(box, 2.0, (size, size)), (size, size)).params
-    grid = low_res.shape[-1]
-    s, t = real.scale * grid / size, real.translation * grid / size
-    # output pixel u has normalised x (2u + 1) / W - 1; it samples grid position (u + 0.5) s + t
-    theta = torch.tensor([[[width * s[0] / grid, 0, (width * s[0] + 2 * t[0]) / grid - 1],
-                           [0, height * s[1] / grid, (height * s[1] + 2 * t[1]) / grid - 1]]], dtype=torch.float32)
-    sample = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
-    binary = (low_res > 0).float()[None, None]
-    back = F.grid_sample(binary, sample, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
-    return (back != 0).numpy()
+    return _official_back_projection(low_res > 0, real, size, height, width)
+
+
+def _official_back_projection(binary: torch.Tensor, real, size: int, height: int, width: int) -> np.ndarray:
+    grid = binary.shape[-1]
+    params = np.stack([real.scale, real.translation]) * (np.array([grid, grid]) / np.array([size, size]))
+    inverse_scale, inverse_translation = 1.0 / params[0], -params[1] / params[0]
+    return _official_resample(binary, inverse_scale, inverse_translation, height, width).to(torch.bool).numpy()
 
 
 def _reference_frame_mode(low_res: torch.Tensor, height: int, width: int,
                           size: int = 1024) -> Tuple[np.ndarray, np.ndarray]:
-    """Cut the padding off the low-res grid, resize to the frame, threshold. Also says where the logit is
-    too close to the threshold for two float32 resampling routes to agree."""
+    """Cut the padding off the low-res grid, resample it onto the frame at the official positions (edge
+    clamped, as a resize), threshold. Also says where the logit is too close to the threshold for two float32
+    resampling routes to agree."""
     new_h, new_w = ResizeLongestSide.get_preprocess_shape(height, width, size)
     grid = low_res.shape[-1]
     assert new_h * grid % size == 0 and new_w * grid % size == 0, "pick frames whose valid grid is whole cells"
-    valid = low_res[: new_h * grid // size, : new_w * grid // size][None, None]
-    logits = F.interpolate(valid, (height, width), mode="bilinear", align_corners=False)[0, 0]
+    valid_h, valid_w = new_h * grid // size, new_w * grid // size
+    logits = _official_resample(low_res[:valid_h, :valid_w], [width / valid_w, height / valid_h], [0.0, 0.0],
+                                height, width, padding="border")
     return (logits > 0).numpy(), (logits.abs() > 1e-3).numpy()
 
 
@@ -165,8 +191,8 @@ def _reference_frame_mode(low_res: torch.Tensor, height: int, width: int,
                                               (192, 256, [200.0, 0.0, 256.0, 30.3]),
                                               (768, 1024, [300.3, 200.6, 700.2, 520.9])])  # cells of 2-4 px
 def test_back_projection_matches_the_whole_frame_formulas_exactly(kind, height, width, box):
-    """Windowed resampling equals the reference's whole-frame grid_sample (crop) and SAM's crop-and-resize
-    (frame) pixel for pixel, half-pixel conventions included."""
+    """Windowed resampling equals the official whole-frame back-projection (crop) and the same resampling of
+    the frame-mode grid (frame) pixel for pixel, the official sample positions included."""
     image, boxes = _image(height, width), np.array([box])
     clipped = np.clip(box, 0, [width, height, width, height])
     decoder = _BoxMaskDecoder(1024, kind)
@@ -441,3 +467,146 @@ def test_the_server_uses_sam_as_the_sessions_mask_generator(tmp_path):
     states = session.step(_image(120, 160))
     assert all(isinstance(s.mask, FrameMask) for s in states)
     assert not (states[0].mask.mask & states[1].mask.mask).any()
+
+
+# --- the whole crop mode against the official rules, on the tiny SAM --------------------------------------
+
+
+def _official_low_res(sam: Sam, image: np.ndarray, box) -> Tuple[torch.Tensor, CropParams]:
+    """The official segmentify post-processing for one box up to SAM's output, written out: the pixel-aligned
+    crop (area factor 2, frame-mean padding) at SAM's input size, SAM's normalisation, the rasterised box
+    clipped to the crop as the prompt, one mask; its low-res logits and the crop's realised params."""
+    size = int(sam.image_encoder.img_size)
+    frame = torch.from_numpy(image)
+    crop, real = reference_crop(frame, siamfc_params(np.asarray(box), 2.0, (size, size)), size, image_mean(frame))
+    crop = (crop - sam.pixel_mean) / sam.pixel_std
+    prompt = np.clip(np.floor(real.apply(np.asarray(box)) + [0, 0, 1 - 1e-4, 1 - 1e-4]), 0, size)
+    with torch.inference_mode():
+        embedding = sam.image_encoder(crop[None])
+        sparse, dense = sam.prompt_encoder(points=None, boxes=torch.tensor(prompt[None], dtype=torch.float32),
+                                           masks=None)
+        low_res, _ = sam.mask_decoder(embedding, sam.prompt_encoder.get_dense_pe(), sparse, dense, False)
+    return low_res[0, 0], real
+
+
+OFFICIAL_CASES = {  # frame (height, width): boxes, one at a time as the official code takes them
+    (240, 320): [[120.4, 80.2, 190.7, 150.9],  # mid-frame
+                 [0.0, 60.3, 41.5, 130.0], [270.2, 0.0, 320.0, 47.7],  # at an edge, in a corner
+                 [3.2, 2.6, 316.9, 238.1],  # nearly the whole frame: the crop is scaled down
+                 [150.3, 110.6, 154.1, 113.8],  # 4 x 3 px: the crop is scaled up about 30x
+                 [100.0, 90.0, 180.0, 170.0], [140.0, 120.0, 220.0, 200.0]],  # two overlapping boxes
+    (720, 1280): [[600.7, 300.1, 701.3, 420.6], [1200.5, 650.2, 1280.0, 720.0], [10.2, 15.9, 12.4, 17.3],
+                  [100.0, 50.0, 1100.0, 700.0]],
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("frame", sorted(OFFICIAL_CASES))
+def test_crop_mode_equals_the_official_rules_on_the_tiny_sam(seed, frame):
+    """Crop, normalisation, prompt, SAM, threshold and back-projection together: each box's mask is the
+    official one, pixel for pixel (guard off; one box per call, as the official code has no overlaps). The
+    random tiny SAM's logits lie mostly on one side of 0, so the (configurable, in both codes) threshold is
+    set at their 90th percentile: scattered low-res cells are on, and the masks have edges all over the crop."""
+    height, width = frame
+    sam = build_tiny_sam(seed)
+    image = _image(height, width, seed)
+    for box in OFFICIAL_CASES[frame]:
+        low_res, real = _official_low_res(sam, image, box)
+        threshold = float(low_res.quantile(0.9))
+        expected = _official_back_projection(low_res > threshold, real, int(sam.image_encoder.img_size), height,
+                                             width)
+        crop_area = _box_mask(bx.clip(real.invert([0, 0, 256, 256]), width, height), height, width).sum()
+        assert 0 < expected.sum() < 0.9 * crop_area
+        generator = SamMaskGenerator(sam, SamOptions(mode="crop", guard="none", mask_threshold=threshold))
+        got = generator(image, np.array([box]))[0].mask
+        assert np.array_equal(got, expected), f"{box}: {int((got != expected).sum())} pixels differ"
+
+
+# --- precision: the official bfloat16 conversion ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["crop", "frame"])
+def test_bf16_weights_converts_sam_and_its_input_and_uses_no_autocast(mode):
+    """SAM's networks and the normalised input in bfloat16, as the official code runs SAM; the pixel
+    normalisation stays float32 (it happens before the conversion). Runs on a CPU."""
+    image, boxes = _image(120, 160), np.array([[30.0, 20.0, 90.0, 70.0], [60.0, 40.0, 150.0, 110.0]])
+    inputs = {}
+
+    def run(precision: str):
+        def record(module, args, out) -> None:
+            inputs.setdefault(precision, (args[0], torch.is_autocast_enabled("cpu")))
+
+        sam = build_tiny_sam()
+        sam.image_encoder.register_forward_hook(record)
+        generator = SamMaskGenerator(sam, SamOptions(mode=mode, guard="none", precision=precision))
+        return sam, generator, generator(image, boxes)
+
+    sam, generator, results = run("bf16-weights")
+    assert generator.sam is sam, "converted in place"
+    for name, weight in [*sam.image_encoder.named_parameters(), *sam.mask_decoder.named_parameters(),
+                         *sam.prompt_encoder.named_parameters()]:
+        assert weight.dtype == torch.bfloat16, name
+    assert sam.pixel_mean.dtype == sam.pixel_std.dtype == torch.float32
+    frequencies = sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    assert frequencies.dtype == torch.float32 and torch.equal(frequencies, frequencies.bfloat16().float())
+    _, _, reference = run("fp32")
+    (encoded, autocast_on), (normalised, _) = inputs["bf16-weights"], inputs["fp32"]
+    assert encoded.dtype == torch.bfloat16 and not autocast_on
+    assert normalised.dtype == torch.float32 and torch.equal(encoded, normalised.bfloat16())
+    for ours, fp32 in zip(results, reference):
+        assert ours.mask.shape == (120, 160) and ours.mask.dtype == np.bool_
+        if mode == "crop":  # measured IoU 0.987 and 0.993 against fp32
+            assert (ours.mask & fp32.mask).sum() > 0.9 * (ours.mask | fp32.mask).sum()
+
+
+def test_the_server_runs_sam_as_the_official_code_on_a_gpu_and_in_fp32_on_a_cpu(tmp_path, monkeypatch):
+    """``auto``: bf16-weights on CUDA (the SAM is loaded on the CPU here, where bf16 runs too), fp32 on a CPU."""
+    import vot_lorat.masks.sam as sam_module
+    from vot_lorat.toolkit.server import build_mask_generator
+    from vot_lorat.toolkit.settings import ServerSettings
+
+    monkeypatch.setattr(sam_module, "load_sam", lambda model_type, checkpoint, device: build_tiny_sam())
+    cfg = ServerSettings(mask="sam", sam_model="tiny", sam_checkpoint=str(tmp_path / "tiny_sam.pth"))
+    on_gpu = build_mask_generator(cfg, torch.device("cuda"))
+    assert on_gpu.options.precision == "bf16-weights" and on_gpu.dtype == torch.bfloat16
+    assert next(on_gpu.sam.mask_decoder.parameters()).dtype == torch.bfloat16
+    assert build_mask_generator(cfg, torch.device("cpu")).options.precision == "fp32"
+    chosen = build_mask_generator(replace(cfg, sam_precision="bf16-weights"), torch.device("cpu"))
+    assert chosen.options.precision == "bf16-weights"
+    assert ServerSettings.from_env({"LORAT_SAM_PRECISION": "bf16-weights"}).sam_precision == "bf16-weights"
+
+
+# --- raw masks: each object's mask as SAM gives it ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["crop", "frame"])
+def test_raw_masks_keep_overlaps_and_sams_own_masks(mode):
+    """``disjoint=False`` with the guard off: each object's mask is the one it gets alone, overlaps kept."""
+    image = _image(120, 160)
+    boxes = np.array([[20.0, 20.0, 80.0, 80.0], [50.0, 40.0, 110.0, 100.0], [40.0, 100.0, 100.0, 106.0]])
+    raw = SamOptions(mode=mode, guard="none", disjoint=False)
+    together = SamMaskGenerator(stub_sam(), raw)(image, boxes, [0.9, 0.1, 0.5])
+    alone = [SamMaskGenerator(stub_sam(), raw)(image, box[None])[0] for box in boxes]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(together, alone))
+    assert (together[0].mask & together[1].mask).any(), "the overlap is kept"
+    disjoint = SamMaskGenerator(stub_sam(), SamOptions(mode=mode, guard="none"))(image, boxes, [0.9, 0.1, 0.5])
+    assert not (disjoint[0].mask & disjoint[1].mask).any()
+    full = SamMaskGenerator(stub_sam("full"), raw)(image, boxes[2:])[0]
+    assert not full.fallback and full.mask.sum() > 4 * _box_mask(boxes[2], 120, 160).sum(), "no guard"
+
+
+def test_the_server_setting_for_raw_masks(tmp_path, monkeypatch):
+    import vot_lorat.masks.sam as sam_module
+    from vot_lorat.toolkit.server import build_mask_generator
+    from vot_lorat.toolkit.settings import ServerSettings
+
+    monkeypatch.setattr(sam_module, "load_sam", lambda model_type, checkpoint, device: build_tiny_sam())
+    cfg = ServerSettings(mask="sam", sam_model="tiny", sam_checkpoint=str(tmp_path / "tiny_sam.pth"))
+    assert cfg.sam_masks == "disjoint"
+    default = build_mask_generator(cfg, torch.device("cpu")).options
+    assert default.disjoint and default.guard == "box"
+    raw = ServerSettings.from_env({**cfg.to_env(), "LORAT_SAM_MASKS": "raw"})
+    options = build_mask_generator(raw, torch.device("cpu")).options
+    assert not options.disjoint and options.guard == "none"
+    with pytest.raises(ValueError, match="LORAT_SAM_MASKS"):
+        ServerSettings.from_env({"LORAT_SAM_MASKS": "overlapping"})

@@ -129,6 +129,21 @@ def test_warmup_cosine_schedule():
     assert s(1000) == pytest.approx(1e-6 + 0.5 * (1e-4 - 1e-6) * (1 + math.cos(math.pi * 0.9)))
 
 
+def test_each_step_runs_one_schedule_value_behind_as_the_official_runner():
+    """The paper's schedule (170 epochs of 1,024 steps, 2 warmup epochs): the values the official trainer's
+    optimiser steps saw (1e-7, 1e-7, 1.48779e-7 for steps 0, 1, 2; 9.99512e-5 at the end of the warmup;
+    1.033872e-6 at the last step)."""
+    s = WarmupCosine(1e-4, total_steps=170 * 1024, warmup_steps=2 * 1024)
+    assert s.lr_at_step(0) == s.lr_at_step(1) == 1e-7
+    assert s.lr_at_step(2) == pytest.approx(1.48779e-7, rel=1e-6)
+    assert s.lr_at_step(2048) == pytest.approx(9.99512e-5, rel=1e-6)  # the schedule's own value there is 1e-4
+    assert s(2048) == pytest.approx(1e-4)
+    middle = 1e-6 + 0.5 * (1e-4 - 1e-6) * (1 + math.cos(math.pi * (87040 - 1 - 2048) / 174080))
+    assert s.lr_at_step(87040) == pytest.approx(middle, rel=1e-12)
+    assert s.lr_at_step(174079) == pytest.approx(1.033872e-6, rel=1e-6)
+    assert s(174079) == pytest.approx(1.033839e-6, rel=1e-6)  # what the step would run at without the delay
+
+
 def test_epoch_picker_shares_by_weight_and_covers_sequences():
     a = ListDataset("a", [_Seq([[0, 0, 1, 1]])] * 10)
     b = ListDataset("b", [_Seq([[0, 0, 1, 1]])] * 3)

@@ -10,6 +10,7 @@ import torch
 
 from training.cli import main as cli_main
 from training.config import DataSource, TrainConfig
+from training.optim import WarmupCosine
 from training.trainer import compile_enabled, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,3 +74,25 @@ def test_validation_interval_must_be_positive(tmp_path, bad, capsys):
             "--val-interval", bad, "--output", str(tmp_path)]
     assert cli_main(args) == 2
     assert "--val-interval" in capsys.readouterr().err
+
+
+def test_logged_lr_is_one_step_behind_the_schedule_and_resume_continues_it(tmp_path):
+    """Each logged step ran at ``lr_at_step`` (step 0 at the warmup start, step k at the schedule's value for
+    k - 1), in a run straight through and in one stopped after 2 steps and resumed."""
+    def cfg(out):
+        return TrainConfig(variant="tiny", full_finetune=True, layer_scale_init=1.0,
+                           data=[DataSource.parse("synthetic,sequences=20,frames=30")], output_dir=str(out),
+                           epochs=1, samples_per_epoch=48, batch_size=8, lr=1e-3, warmup_epochs=0.5, workers=0,
+                           threads=1, log_every=1, evaluate_at_end=False)
+
+    def logged(out):
+        return [(r["step"], r["lr"]) for r in map(json.loads, open(out / "log.jsonl"))]
+
+    train(cfg(tmp_path / "straight"))
+    train(cfg(tmp_path / "resumed"), stop_after=2)
+    train(cfg(tmp_path / "resumed"), resume=True)
+    schedule = WarmupCosine(1e-3, total_steps=6, warmup_steps=3)
+    expected = [(step + 1, schedule.lr_at_step(step)) for step in range(6)]  # a row's step counts steps done
+    assert logged(tmp_path / "straight") == expected
+    assert logged(tmp_path / "resumed") == expected
+    assert expected[0][1] == expected[1][1] == 1e-7 and expected[2][1] == schedule(1)

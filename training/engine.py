@@ -1,5 +1,6 @@
 """The optimiser steps of a run. One step takes ``accum_steps`` micro-batches (autocast forward, loss,
-backward, through a GradScaler under fp16), then clips the gradient norm and steps AdamW at the scheduled lr.
+backward, through a GradScaler under fp16), then clips the gradient norm and steps AdamW at the scheduled lr,
+one step behind the schedule as in the official runner (``WarmupCosine.lr_at_step``).
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def train_steps(opt: Optimisation, loader: DataLoader, cfg: TrainConfig, proc: P
     window_start, window_samples = time.perf_counter(), 0
     micro_batches = iter(loader)
     for step in range(first_step, end_step):
-        set_lr(opt.optimizer, opt.schedule(step))
+        set_lr(opt.optimizer, opt.schedule.lr_at_step(step))
         for sub in range(cfg.accum_steps):
             batch = {k: v.to(proc.device, non_blocking=True) for k, v in next(micro_batches).items()}
             last_micro = sub == cfg.accum_steps - 1

@@ -52,6 +52,13 @@ class WarmupCosine:
         t = min(step - self.warmup_steps, self.total_steps)
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t / self.total_steps))
 
+    def lr_at_step(self, step: int) -> float:
+        """The lr that optimiser step ``step`` (0-based) runs at: one step behind the schedule, as in the
+        official runner, which updates the scheduler after each optimiser step and whose scheduler sets
+        ``warmup_lr`` when it is built. So steps 0 and 1 run at ``warmup_lr`` and step k at ``self(k - 1)``;
+        the value depends on ``step`` alone, so a resumed run continues at the same values."""
+        return self(max(step - 1, 0))
+
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:

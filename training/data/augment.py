@@ -1,5 +1,6 @@
 """Photometric and flip augmentation of crops as the official LoRAT code does it, on (3, H, W) float tensors
-in [0, 1]."""
+in [0, 1]. DeiT III's operations run in Pillow on the crop converted to 8 bits, as in the official code, so
+the same random draws give the same pixels."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from typing import Tuple
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
+from PIL import ImageFilter, ImageOps
 
 from vot_lorat.options import option
 
@@ -40,16 +42,27 @@ def color_jitter(rng: np.random.Generator, image: torch.Tensor, cfg: AugmentConf
     return image
 
 
+DEIT3_OPS = ("grayscale", "solarize", "blur")
+
+
 def deit3_choice(rng: np.random.Generator, cfg: AugmentConfig) -> Tuple[str, float]:
-    """Which of grayscale / solarize / blur to apply (and the blur radius), shared by template and search."""
-    kind = ("grayscale", "solarize", "blur")[int(rng.integers(3))]
-    return kind, float(rng.uniform(*cfg.blur_radius))
+    """Which of grayscale / solarize / blur to apply, shared by template and search, and the blur radius (0 for
+    the others). The draws are the official code's: the operation's index, then a radius for blur only."""
+    kind = DEIT3_OPS[int(rng.choice(len(DEIT3_OPS)))]
+    return kind, float(rng.uniform(*cfg.blur_radius)) if kind == "blur" else 0.0
 
 
 def apply_deit3(image: torch.Tensor, kind: str, radius: float) -> torch.Tensor:
+    """One DeiT III operation as the official code applies it: the crop is converted to 8 bits by truncation
+    (torchvision's ``to_pil_image``), changed by Pillow (grayscale with its integer luma, solarize at 128, its
+    box-blur approximation of a Gaussian of sigma ``radius``), and converted back to [0, 1]."""
+    picture = TF.to_pil_image(image)
     if kind == "grayscale":
-        return TF.rgb_to_grayscale(image, num_output_channels=3)
-    if kind == "solarize":
-        return TF.solarize(image, threshold=0.5)  # PIL threshold 128 of 255
-    kernel = 2 * int(np.ceil(3 * radius)) + 1  # PIL's radius is the Gaussian sigma
-    return TF.gaussian_blur(image, [kernel, kernel], [radius, radius])
+        picture = picture.convert("L").convert("RGB")
+    elif kind == "solarize":
+        picture = ImageOps.solarize(picture, threshold=128)
+    elif kind == "blur":
+        picture = picture.filter(ImageFilter.GaussianBlur(radius))
+    else:
+        raise ValueError(f"DeiT III operation must be one of {', '.join(DEIT3_OPS)}, got {kind!r}")
+    return TF.pil_to_tensor(picture).float() / 255

@@ -4,14 +4,16 @@ Two modes:
 - ``crop``: what the official LoRAT code does. Per object, a pixel-aligned SiamFC crop (area factor 2) of
   the frame at SAM's input size, the rasterised box as the prompt, the 256x256 low-res logits
   thresholded, and the binary mask bilinearly back-projected onto the frame (any non-zero value counts,
-  a slight dilation). The image encoder takes the crops ``SamOptions.encoder_batch`` at a time.
+  a slight dilation) at the official sample positions (``_sample_grid``). The image encoder takes the
+  crops ``SamOptions.encoder_batch`` at a time.
 - ``frame``: cheaper. One embedding of the whole frame (SAM's own resize + pad) for all objects, and all
   box prompts decoded in one call. The low-res logits are bilinearly resampled straight onto the frame
-  (the exact map from frame pixels to the grid, padding cut away) and thresholded there: a low-res cell
-  covers several frame pixels here, so the crop mode's binary resampling would dilate masks by half a
-  cell (~4 px on a 1080p frame).
+  (the exact map from frame pixels to the grid, padding cut away, at the sample positions of the crop
+  mode) and thresholded there: a low-res cell covers several frame pixels here, so the crop mode's binary
+  resampling would dilate masks by half a cell (~4 px on a 1080p frame).
 
-Both modes then apply a guard against empty or absurd masks and make the masks disjoint. Memory:
+Both modes then apply a guard against empty or absurd masks and make the masks disjoint (``SamOptions.guard``
+and ``SamOptions.disjoint`` turn these off, for each object's mask as SAM gives it). Memory:
 back-projection resamples only the frame rectangle each mask can reach, and full-frame logits (to settle
 overlaps) are made only for objects whose rectangles meet another's.
 """
@@ -40,6 +42,8 @@ from .regions import FrameMask, PixelRect, box_rect, intersection
 SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 MODES = ("crop", "frame")
 GUARDS = ("box", "empty", "none")
+BF16_WEIGHTS = "bf16-weights"  # SAM's weights and input converted to bfloat16, no autocast: the official code
+SAM_PRECISIONS = PRECISIONS + (BF16_WEIGHTS,)
 
 
 @dataclass(frozen=True)
@@ -108,27 +112,56 @@ class SamOptions:
     # crop mode: crops per image-encoder call. SAM's global attention holds a 4096 x 4096 matrix per head,
     # about 2 GB per vit_b crop in fp32: 16 crops at once exhaust 24 GB of RAM
     encoder_batch: int = 2
-    precision: str = "fp32"  # fp16 / bf16 need CUDA
+    precision: str = "fp32"  # fp16 / bf16: autocast, on CUDA only; bf16-weights: see SamMaskGenerator
     guard: str = "box"
     min_area_ratio: float = 0.05  # mask area / box area below this is absurd
     max_area_ratio: float = 4.0  # ... and above this
+    # each pixel to one object, as VOTS scores masks; False keeps overlaps, as the official code reports masks
+    disjoint: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.guard not in GUARDS:
             raise ValueError(f"guard must be one of {', '.join(GUARDS)}, got {self.guard!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in SAM_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(SAM_PRECISIONS)}, got {self.precision!r}")
         if self.encoder_batch < 1:
             raise ValueError(f"encoder_batch must be at least 1, got {self.encoder_batch}")
         if self.area_factor <= 0 or not 0 <= self.min_area_ratio <= self.max_area_ratio:
             raise ValueError("area_factor must be positive and 0 <= min_area_ratio <= max_area_ratio")
 
 
+def _convert_networks(sam: Sam, dtype: torch.dtype) -> None:
+    """SAM's image encoder, prompt encoder and mask decoder in ``dtype``, as the official code converts them
+    (the pixel normalisation stays float32). The prompt encoder's random frequencies keep their rounded values
+    in float32: segment_anything encodes prompt coordinates in float32, and its outputs are converted for the
+    decoder (:meth:`SamMaskGenerator._encode_prompts`)."""
+    for network in (sam.image_encoder, sam.prompt_encoder, sam.mask_decoder):
+        network.to(dtype)
+    sam.prompt_encoder.pe_layer.float()
+
+
+def _sample_grid(start: int, stop: int, length: int, scale: float, shift: float, cells: int) -> torch.Tensor:
+    """``grid_sample`` coordinates (align_corners=False) of pixels ``start .. stop - 1`` of a frame row (or
+    column) of ``length`` pixels, for the frame -> grid map ``grid = frame * scale + shift`` over ``cells``.
+
+    Pixel k is sampled where the official back-projection samples it: at frame position ``k * length /
+    (length - 1)`` (its grid is a ``torch.linspace`` over the row: the first pixel half a pixel early, the last
+    half a pixel late), not at the pixel centre ``k + 0.5``. The arithmetic is the official one, in float32 on
+    the CPU (the inverse map cast to float32, then divided out), so that a sample that lands on a cell edge
+    falls the same way.
+    """
+    inverse_scale = torch.tensor(1 / scale, dtype=torch.float32)
+    inverse_shift = torch.tensor(-shift / scale, dtype=torch.float32)
+    positions = torch.linspace(0, length / cells, length, dtype=torch.float32)[start:stop]
+    return (positions / inverse_scale - inverse_shift / inverse_scale / cells) * 2 - 1
+
+
 @dataclass(frozen=True)
 class MaskResult(FrameMask):
-    """A mask disjoint from the other objects' masks; ``rect`` None when it is empty."""
+    """An object's mask (disjoint from the other objects' masks unless ``SamOptions.disjoint`` is off); ``rect``
+    None when it is empty."""
 
     fallback: bool = False  # True when the guard replaced SAM's mask (by the box, or by nothing)
 
@@ -154,8 +187,13 @@ class SamMaskGenerator:
     """Masks for the tracker's boxes, one SAM pass per frame for all objects (see the module doc); a
     :class:`vot_lorat.toolkit.session.MaskGenerator`.
 
+    Precision ``bf16-weights`` runs SAM as the official LoRAT code does: its networks' weights and the
+    normalised input converted to bfloat16, no autocast (it also runs on a CPU). ``fp16`` and ``bf16`` run the
+    float32 SAM under autocast, on CUDA only.
+
     Args:
-        sam: a SAM in eval mode (:func:`load_sam`), on the device to run on.
+        sam: a SAM in eval mode (:func:`load_sam`), on the device to run on; with ``bf16-weights`` it is
+            converted in place.
         options: how boxes become masks.
     """
 
@@ -163,9 +201,13 @@ class SamMaskGenerator:
         self.sam = sam.eval()
         self.options = options
         self.device = sam.device
-        if options.precision != "fp32" and self.device.type != "cuda":
-            raise ValueError(f"precision {options.precision!r} needs SAM on a CUDA device, it is on "
-                             f"{self.device}; use 'fp32'")
+        if options.precision in ("fp16", "bf16") and self.device.type != "cuda":
+            raise ValueError(f"precision {options.precision!r} (autocast) needs SAM on a CUDA device, it is on "
+                             f"{self.device}; use 'fp32' or '{BF16_WEIGHTS}'")
+        self.autocast = options.precision if options.precision in PRECISIONS else "fp32"
+        self.dtype = torch.bfloat16 if options.precision == BF16_WEIGHTS else torch.float32
+        if self.dtype != torch.float32:
+            _convert_networks(sam, self.dtype)
         self.input_size = int(sam.image_encoder.img_size)  # 1024 for Meta's models
         grid_h, grid_w = sam.prompt_encoder.mask_input_size  # side of the low-res logits, 256 for Meta's
         if grid_h != grid_w:
@@ -176,7 +218,7 @@ class SamMaskGenerator:
     @torch.inference_mode()
     def __call__(self, image: np.ndarray, boxes: np.ndarray,
                  confidences: Optional[Sequence[float]] = None) -> List[MaskResult]:
-        """Disjoint full-frame masks for the objects' boxes.
+        """Full-frame masks for the objects' boxes, disjoint unless ``SamOptions.disjoint`` is off.
 
         Boxes are clipped to the frame; those with no area left (absent objects) get empty masks and
         cost no SAM work.
@@ -203,7 +245,7 @@ class SamMaskGenerator:
         patches: List[Optional[_MaskPatch]] = [None] * len(boxes)
         fallback = [False] * len(boxes)
         if present.size:
-            with autocast(self.options.precision, self.device):
+            with autocast(self.autocast, self.device):
                 if self.options.mode == "crop":
                     logits, to_grid = self._decode_crops(frame.to(self.device), boxes[present])
                 else:
@@ -213,8 +255,9 @@ class SamMaskGenerator:
         masks = [np.zeros((height, width), dtype=bool) for _ in patches]
         masks = [m if p is None else p.paste(m, p.mask) for m, p in zip(masks, patches)]
         rects = [None if p is None else p.rect for p in patches]
-        masks = keep_every_object(resolve_overlaps(masks, priority, self._contest_logits(patches, width, height),
-                                                   rects), rects, masks)
+        if self.options.disjoint:
+            masks = keep_every_object(resolve_overlaps(masks, priority, self._contest_logits(patches, width, height),
+                                                       rects), rects, masks)
         return [MaskResult(m, r, f) for m, r, f in zip(masks, rects, fallback)]
 
     def _decode_crops(self, frame: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
@@ -227,16 +270,15 @@ class SamMaskGenerator:
             crops = CropBatch(len(boxes[i:i + step]), size, frame.device, normalize=False)  # SAM normalises
             real = crops.crop(frame, CropParams(params.scale[i:i + step], params.translation[i:i + step]),
                               padding.expand(crops.batch.shape[0], 3))
-            embeddings.append(self.sam.image_encoder(self.sam.preprocess(crops.batch)))
+            embeddings.append(self.sam.image_encoder(self.sam.preprocess(crops.batch).to(self.dtype)))
             scales.append(real.scale)
             translations.append(real.translation)
         real = CropParams(np.concatenate(scales), np.concatenate(translations))
         prompts = bx.clip(bx.rasterize(real.apply(boxes)), size, size)
-        to_grid = np.concatenate([real.scale, real.translation], axis=1) * (self.grid / size)
+        # the official code scales the float32 crop params to the grid in float64
+        to_grid = np.concatenate([real.scale, real.translation], axis=1).astype(np.float64) * (self.grid / size)
         embeddings = torch.cat(embeddings)
-        prompt = torch.as_tensor(prompts, dtype=torch.float32, device=self.device)
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
-        image_pe = self.sam.prompt_encoder.get_dense_pe()
+        sparse, dense, image_pe = self._encode_prompts(prompts)
 
         def decode_one(embedding, sparse_one, dense_one):
             return self.sam.mask_decoder(embedding[None], image_pe, sparse_one[None], dense_one[None],
@@ -253,18 +295,23 @@ class SamMaskGenerator:
         resized = self.resize.apply_image(image)  # numpy path: apply_image_torch is wrong in SAM 1.0
         new_h, new_w = resized.shape[:2]
         x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float()
-        embedding = self.sam.image_encoder(self.sam.preprocess(x)[None])
-        prompt = torch.as_tensor(self.resize.apply_boxes(boxes, (height, width)), dtype=torch.float32,
-                                 device=self.device)
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
-        logits, iou = self.sam.mask_decoder(embedding, self.sam.prompt_encoder.get_dense_pe(), sparse, dense,
-                                            self.options.multimask_output)
+        embedding = self.sam.image_encoder(self.sam.preprocess(x)[None].to(self.dtype))
+        sparse, dense, image_pe = self._encode_prompts(self.resize.apply_boxes(boxes, (height, width)))
+        logits, iou = self.sam.mask_decoder(embedding, image_pe, sparse, dense, self.options.multimask_output)
         # frame pixel x -> resized x * new_w / width -> grid x * grid / input_size. The padding is cut away
         # (a last, partly padded cell stays) so that resampling clamps at the image edge, as a resize would.
         valid_h, valid_w = (-(-side * self.grid // self.input_size) for side in (new_h, new_w))
         scale = np.array([new_w / width, new_h / height]) * (self.grid / self.input_size)
         logits = self._select(logits, iou)[:, :valid_h, :valid_w]
         return logits, np.tile(np.concatenate([scale, [0.0, 0.0]]), (len(boxes), 1))
+
+    def _encode_prompts(self, boxes: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The decoder's prompt inputs for (n, 4) xyxy boxes in SAM input pixels: sparse and dense embeddings and
+        the image positional encoding, in the decoder's dtype."""
+        prompt = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=prompt, masks=None)
+        image_pe = self.sam.prompt_encoder.get_dense_pe()
+        return sparse.to(self.dtype), dense.to(self.dtype), image_pe.to(self.dtype)
 
     def _select(self, logits: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
         """(n, k, g, g) -> (n, g, g): the only mask, or the one with the best predicted IoU."""
@@ -276,9 +323,10 @@ class SamMaskGenerator:
                   height: int) -> List[Optional[_MaskPatch]]:
         """Resample each object's low-res logits (n, gh, gw) onto the frame rectangle its mask can reach.
 
-        ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Crop mode
-        resamples the binary mask with zero padding and keeps any non-zero value (the official code); frame
-        mode resamples the logits (edge-clamped, as a resize would) and thresholds them.
+        ``to_grid`` rows are (sx, sy, tx, ty): grid = frame * s + t in continuous coordinates. Both modes sample
+        the frame pixels where the official code does (:func:`_sample_grid`). Crop mode resamples the binary
+        mask with zero padding and keeps any non-zero value (the official code); frame mode resamples the
+        logits (edge-clamped, as a resize would) and thresholds them.
         """
         threshold = self.options.mask_threshold
         on = logits > threshold
@@ -292,12 +340,9 @@ class SamMaskGenerator:
                 patches.append(None)
                 continue
             x1, y1, x2, y2 = rect
-            scale, shift = to_grid[i, :2], to_grid[i, 2:]
-            gx = ((np.arange(x1, x2) + 0.5) * scale[0] + shift[0]) * 2 / grid_w - 1
-            gy = ((np.arange(y1, y2) + 0.5) * scale[1] + shift[1]) * 2 / grid_h - 1
-            grid = torch.stack(torch.meshgrid(torch.as_tensor(gx, dtype=torch.float32, device=logits.device),
-                                              torch.as_tensor(gy, dtype=torch.float32, device=logits.device),
-                                              indexing="xy"), dim=-1)
+            gx = _sample_grid(x1, x2, width, to_grid[i, 0], to_grid[i, 2], grid_w).to(logits.device)
+            gy = _sample_grid(y1, y2, height, to_grid[i, 1], to_grid[i, 3], grid_h).to(logits.device)
+            grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)
             if self.options.mode == "crop":
                 source, cut, padding = torch.stack([on[i].float(), logits[i]]), 0.0, "zeros"
             else:
@@ -309,16 +354,19 @@ class SamMaskGenerator:
 
     def _reach(self, cols: np.ndarray, rows: np.ndarray, to_grid: np.ndarray, width: int,
                height: int) -> Optional[PixelRect]:
-        """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is."""
+        """Frame rectangle whose bilinear samples can touch a cell above the threshold; None if no cell is.
+        A pixel more on each side than the samples can reach keeps float rounding out of the answer."""
         if not cols.any():
             return None
         bounds = []
         for on, scale, shift, limit in ((cols, to_grid[0], to_grid[2], width),
                                         (rows, to_grid[1], to_grid[3], height)):
             first, last = np.flatnonzero(on)[[0, -1]]
-            # a bilinear sample at grid position p reaches cell j (centre j + 0.5) for p in (j - 0.5, j + 1.5)
-            lo = int(np.floor((first - 0.5 - shift) / scale - 0.5))
-            hi = int(np.ceil((last + 1.5 - shift) / scale - 0.5)) + 1
+            # a bilinear sample at grid position p reaches cell j (centre j + 0.5) for p in (j - 0.5, j + 1.5);
+            # pixel k samples frame position k * stretch (see _sample_grid), grid position that * scale + shift
+            stretch = limit / (limit - 1) if limit > 1 else 1.0
+            lo = int(np.floor((first - 0.5 - shift) / scale / stretch))
+            hi = int(np.ceil((last + 1.5 - shift) / scale / stretch)) + 1
             bounds.append((max(lo, 0), min(hi, limit)))
         (x1, x2), (y1, y2) = bounds
         return (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None

@@ -38,16 +38,18 @@ def build_mask_generator(settings: ServerSettings, device: torch.device) -> Opti
         return None
     if settings.mask == "box":
         return BoxMaskGenerator()
-    from ..masks.sam import SamMaskGenerator, SamOptions, load_sam
+    from ..masks.sam import BF16_WEIGHTS, SamMaskGenerator, SamOptions, load_sam
 
     if settings.sam_checkpoint is None:
         raise ValueError("mask mode 'sam' needs a SAM checkpoint: set LORAT_SAM_CHECKPOINT (or --sam-checkpoint) "
                          "to a local sam_vit_{b,l,h}_*.pth")
-    # bf16, not the tracker's fp16: the official LoRAT code runs SAM in bfloat16
-    precision = resolve_precision(settings.sam_precision, device, cuda_default="bf16")
+    # not the tracker's fp16 autocast: the official LoRAT code converts SAM and its input to bfloat16
+    precision = resolve_precision(settings.sam_precision, device, cuda_default=BF16_WEIGHTS)
+    raw = settings.sam_masks == "raw"
     return SamMaskGenerator(load_sam(settings.sam_model, settings.sam_checkpoint, device),
                             SamOptions(mode=settings.sam_mode, precision=precision,
-                                       multimask_output=settings.sam_multimask))
+                                       multimask_output=settings.sam_multimask, guard="none" if raw else "box",
+                                       disjoint=not raw))
 
 
 def build_tracker(settings: ServerSettings, device: torch.device) -> Tracker:

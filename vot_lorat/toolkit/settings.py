@@ -15,9 +15,11 @@ from ..options import add_flags, check_choices, env_values, given_values, option
 ENV_PREFIX = "LORAT_"
 MASK_MODES = ("none", "box", "sam")
 SAM_MODES = ("crop", "frame")
+SAM_MASKS = ("disjoint", "raw")
 # "auto" and the tracker's precisions (vot_lorat.tracking.tracker.PRECISIONS); SAM has no int8
 TRACKER_PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-SAM_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# "auto" and vot_lorat.masks.sam.SAM_PRECISIONS
+SAM_PRECISIONS = ("auto", "fp32", "fp16", "bf16", "bf16-weights")
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,15 @@ class ServerSettings:
         "crop (the reference: one 1024 px crop per object) or frame (one SAM encoding per frame for all objects; "
         "much faster on a CPU)"), choices=SAM_MODES)
     sam_precision: str = option("auto", (
-        "auto (bf16 autocast on a GPU, as the official LoRAT code runs SAM; fp32 on a CPU), fp32, fp16, bf16"),
+        "auto (bf16-weights on a GPU, as the official LoRAT code runs SAM; fp32 on a CPU), fp32, fp16 or bf16 "
+        "(autocast, GPU only), bf16-weights (SAM's weights and input converted to bf16, no autocast)"),
         choices=SAM_PRECISIONS)
     sam_multimask: bool = option(False, (
         "1: SAM proposes 3 masks and the best-scored one is kept; 0: one mask (the reference)"))
+    sam_masks: str = option("disjoint", (
+        "disjoint (an empty or absurd SAM mask replaced by the box, and each pixel given to one object, as VOTS "
+        "scores masks) or raw (each object's mask as SAM gives it, overlaps kept: the official LoRAT output)"),
+        choices=SAM_MASKS)
 
     def __post_init__(self) -> None:
         """Values that cannot be meant are refused here, whether they come from the environment, flags or code."""
