@@ -3,7 +3,7 @@
 The crop mode (the reference) encodes one crop per object, the frame mode one image per frame, so
 their costs part ways as objects are added; this measures by how much on a given machine.
 
-    .venv/bin/python benchmarks/sam_speed.py --model-type vit_b --device cuda --precision bf16 \\
+    .venv/bin/python benchmarks/sam_speed.py --model-type vit_b --device cuda --precision bf16-weights \\
         --checkpoint sam_vit_b_01ec64.pth --json vit_b.json
 
 Without ``--checkpoint`` the model has random weights: right for timing, meaningless for agreement.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from segment_anything.modeling import Sam
 
-from vot_lorat.device import PRECISIONS
-from vot_lorat.masks.sam import GUARDS, MODES, SAM_MODEL_TYPES, SamMaskGenerator, SamOptions, load_sam
+from vot_lorat.masks.sam import (GUARDS, MODES, SAM_MODEL_TYPES, SAM_PRECISIONS, SamMaskGenerator, SamOptions,
+                                 load_sam)
 
 from common import (
     add_common_args,
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-type", choices=SAM_MODEL_TYPES, default="vit_b")
     parser.add_argument("--checkpoint", help="Meta's sam_vit_*.pth; random weights without it")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--precision", choices=SAM_PRECISIONS, default="fp32")
     parser.add_argument("--modes", type=csv_choices(MODES), default=list(MODES),
                         help=f"comma-separated, any of {','.join(MODES)} (default: both)")
     parser.add_argument("--objects", type=csv_ints, default=[1, 4, 16], help="objects per frame (default: 1,4,16)")

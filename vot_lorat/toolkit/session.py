@@ -38,7 +38,8 @@ class MaskGenerator(Protocol):
     """Box -> mask: :class:`vot_lorat.masks.BoxMaskGenerator` or :class:`vot_lorat.sam.SamMaskGenerator`."""
 
     def __call__(self, image: Frame, boxes: np.ndarray, confidences: np.ndarray) -> Sequence[FrameMask]:
-        """N disjoint full-frame masks for ``boxes`` (N, 4) xyxy; ``confidences`` (N,) settle overlaps."""
+        """N full-frame masks for ``boxes`` (N, 4) xyxy, disjoint unless asked otherwise; ``confidences`` (N,)
+        settle overlaps."""
 
 
 @dataclass
