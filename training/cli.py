@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import Any, Dict, List, Optional
 
 from vot_lorat.options import add_flags, given_values
 from vot_lorat.tracking.tracker import PRECISIONS
 
-from . import run_folder
 from .config import DataSource, TrainConfig, config_from_dict, load_yaml
 from .interrupt import Interrupted
 
@@ -24,7 +25,12 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="YAML file of TrainConfig fields; flags given here override it")
     add_flags(p, TrainConfig)
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --output from its newest readable checkpoint (default: off)")
+                   help="continue the run in --output from its newest readable checkpoint of this variant, with "
+                        "the recipe it was started with (default: off)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue with a recipe (batch size, learning rate, epochs, data, ...) that "
+                        "differs from the checkpoint's; without it such a resume is refused and the changes are "
+                        "named (default: off)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the run already in --output and start again (default: off; without it or "
                         "--resume such a folder is refused)")
@@ -48,7 +54,15 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", action="append", required=True, metavar="KIND[:PATH][,k=v]",
                    help="dataset to evaluate on, repeatable, e.g. lasot:/d/LaSOT,split=test")
     p.add_argument("--output", required=True,
-                   help="folder for the result files (in each benchmark's format), metrics and submission zips")
+                   help="folder for the result files (in each benchmark's format), metrics and submission zips; a "
+                        "folder that already holds an evaluation needs --resume or --overwrite")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the sequences already finished in --output, as the VOT toolkit does, and track the "
+                        "rest (after an interrupt, or with more --data or --max-sequences); refused when --output "
+                        "holds an evaluation of other weights, variant or precision (default: off)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the evaluation already in --output (its result files, metrics and report; other "
+                        "files stay) and start again (default: off)")
     p.add_argument("--device", default="auto", help="auto (the default): cuda when available (under torchrun: this "
                                                     "rank's GPU), else cpu; or cpu, cuda, cuda:N")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
@@ -80,7 +94,10 @@ def _add_vot_sequences(sub) -> None:
                        description="Write synthetic multi-object sequences with full ground truth (boxes and masks; "
                                    "objects that leave the frame and come back) in the VOT toolkit's layout, with "
                                    "their list.txt, as ./workspace_setup.sh --demo does.")
-    p.add_argument("--output", required=True, help="the workspace's sequences/ folder")
+    p.add_argument("--output", required=True,
+                   help="the workspace's sequences/ folder; its list.txt keeps every sequence it names, and "
+                        "sequences of an earlier make-vot-sequences with the same names (synth00, ...) are "
+                        "replaced whole")
     p.add_argument("--count", type=int, default=6, metavar="N", help="sequences (default: 6)")
     p.add_argument("--frames", type=int, default=80, metavar="N", help="frames per sequence (default: 80)")
     p.add_argument("--objects", type=int, default=3, metavar="N",
@@ -94,7 +111,8 @@ def _add_plot(sub) -> None:
         "folder with its score in the legend, from the metrics.json that evaluation writes in each folder. "
         "Folders of several datasets give one set of plots per dataset; test splits (no metrics) are skipped."))
     p.add_argument("folders", nargs="+", metavar="FOLDER",
-                   help="result folders: RUN/eval/DATASET of a training run or OUTPUT/DATASET of evaluate")
+                   help="result folders: RUN/eval/DATASET of a training run or OUTPUT/DATASET of evaluate; RUN/eval "
+                        "or OUTPUT itself stands for each of its datasets")
     p.add_argument("--output", default="plots", help="folder for the figures (default: plots)")
     p.add_argument("--labels", help="comma-separated legend labels, one per folder (default: each folder's run)")
 
@@ -143,7 +161,8 @@ def _add_miniature(sub) -> None:
         "describes (LaSOT 1-based, GOT-10k labels and test split with the first box only, TrackingNet chunks, COCO "
         "with a crowd and a degenerate annotation), with procedural frames: to try train, evaluate, check-data and "
         "plot without the real datasets."))
-    p.add_argument("--output", required=True, help="folder that receives LaSOT/, GOT-10k/, TrackingNet/, COCO/")
+    p.add_argument("--output", required=True, help="folder that receives LaSOT/, GOT-10k/, TrackingNet/, COCO/ "
+                                                       "(refused where one of them is there already)")
     p.add_argument("--sequences", type=int, default=2, help="sequences per split, and COCO images (default 2)")
     p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
     p.add_argument("--seed", type=int, default=0, help="another seed gives other scenes (default 0)")
@@ -160,16 +179,21 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _run_evaluate(args) -> int:
     from vot_lorat import load_model
 
+    from . import distributed
     from .data.registry import build_dataset
-    from .distributed import setup
-    from .evaluate import evaluate, format_report
+    from .evaluate import evaluate, evaluation_settings, format_report, prepare_output
 
-    proc = setup(args.device, args.threads)  # under torchrun, sequences are split across the ranks
-    run_folder.make(args.output)
-    model = load_model(args.variant, args.backbone, args.weights, device=proc.device)
+    proc = distributed.setup(args.device, args.threads)  # under torchrun, sequences are split across the ranks
+    if not os.path.isfile(args.weights):
+        raise ValueError(f"LoRAT weights not found: {args.weights}")
+    if proc.main:  # before any work: a folder with another evaluation is never mixed into or replaced silently
+        prepare_output(args.output, evaluation_settings(args.variant, args.weights, args.backbone, args.precision),
+                       args.resume, args.overwrite)
+    distributed.barrier()
     datasets = [build_dataset(DataSource.parse(d)) for d in args.data]
+    model = load_model(args.variant, args.backbone, args.weights, device=proc.device)
     report = evaluate(model, datasets, args.output, precision=args.precision, max_sequences=args.max_sequences,
-                      rank=proc.rank, world=proc.world, progress=not args.quiet)
+                      rank=proc.rank, world=proc.world, progress=not args.quiet, resume=args.resume)
     if proc.main:
         print(format_report(report))
     return 0
@@ -217,13 +241,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     _add_plot_training(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM (kill, a cluster's pre-emption) stops every command as Ctrl-C does; train's steps handle both
+    # themselves, to end with a checkpoint
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signals can be handled
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         if args.command == "train":
             from .trainer import train
 
             cfg = train_config_from_args(args)
+            if args.allow_changes and not args.resume:
+                raise ValueError("--allow-changes goes with --resume: it lets a resumed run change its recipe")
             train(cfg, resume=args.resume, stop_after=args.stop_after, overwrite=args.overwrite,
-                  progress=not args.quiet)
+                  progress=not args.quiet, allow_changes=args.allow_changes)
             return 0
         if args.command == "check-data":
             return _run_check(args)
@@ -257,11 +287,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Interrupted as exc:
         print(exc, file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        hint = "; --resume continues from the run's newest checkpoint" if args.command == "train" else ""
-        print(f"interrupted{hint}", file=sys.stderr)
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+        hints = {"train": "; --resume continues from the run's newest checkpoint",
+                 "evaluate": f"; the finished sequences are kept in {getattr(args, 'output', '')}: add --resume to "
+                             f"track the rest"}
+        print(f"{signal.Signals(signum).name}: interrupted{hints.get(args.command, '')}", file=sys.stderr)
+        return 128 + signum
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that both stop a command the same way."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate(_signum: int, _frame) -> None:
+    raise Terminated()
 

@@ -36,7 +36,8 @@ def continue_log(path: str, step: int) -> None:
         except ValueError:
             torn.append(number)
             continue
-        (keep if row.get("step", 0) <= step else later).append(line)
+        step_of_row = row.get("step", 0) if isinstance(row, dict) else 0  # an odd row of another writer stays
+        (keep if not isinstance(step_of_row, (int, float)) or step_of_row <= step else later).append(line)
     if torn:
         log.warning("%s: dropped the incomplete line %s (a row being written when the run stopped)", path,
                     ", ".join(map(str, torn)))

@@ -167,11 +167,16 @@ def write_coco(root: str, images: int, seed: int = 0) -> None:
 
 def make_miniature(root: str, sequences: int = 2, frames: int = 40, seed: int = 0) -> Dict[str, str]:
     """Write ``root/{LaSOT,GOT-10k,TrackingNet,COCO}`` with ``sequences`` sequences of ``frames`` frames per
-    split (and as many COCO images); returns each dataset's folder."""
+    split (and as many COCO images); returns each dataset's folder. Dataset folders already there are refused:
+    old and new files would mix into a dataset that neither call wrote."""
     if sequences < 1 or frames < 2:
         raise ValueError(f"a miniature needs at least 1 sequence of 2 frames per split (got {sequences} of "
                          f"{frames})")
     folders = {name: os.path.join(root, name) for name in ("LaSOT", "GOT-10k", "TrackingNet", "COCO")}
+    there = [name for name, folder in folders.items() if os.path.lexists(folder)]
+    if there:
+        raise ValueError(f"{root} already holds {', '.join(there)}: choose another --output (or delete them "
+                         f"first), so that old and new files are not mixed")
     write_lasot(folders["LaSOT"], sequences, frames, seed)
     write_got10k(folders["GOT-10k"], sequences, frames, seed)
     write_trackingnet(folders["TrackingNet"], sequences, frames, seed)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 
 from .metrics import GOT10K_IOU_THRESHOLDS, IOU_THRESHOLDS, NORM_THRESHOLDS, PIXEL_THRESHOLDS
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 LOG_FILE = "log.jsonl"
@@ -47,12 +50,54 @@ def run_label(folder: str) -> str:
 
 
 def read_metrics(folder: str) -> Dict:
+    """A result folder's metrics.json; a file that is not one (truncated, or another program's) is named."""
     path = os.path.join(folder, METRICS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: give result folders written by `python -m training evaluate` "
                                 f"or by a training run's evaluation (e.g. runs/NAME/eval/lasot-test)")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+    except ValueError as err:
+        raise ValueError(f"{path} is not JSON ({err}): a truncated copy? Evaluate again to rewrite it") from None
+    if not isinstance(metrics, dict) or not (_has_curves(metrics) or "submission" in metrics
+                                             or metrics.get("sequences") == 0):
+        damaged = isinstance(metrics, dict) and any(spec[0] in metrics for spec in OPE_PLOTS)
+        raise ValueError(f"{path} " + ("has damaged curves or scores: evaluate again to rewrite it" if damaged else
+                                       "is not a metrics file of `python -m training evaluate` (no curves, no "
+                                       "submission)"))
+    return metrics
+
+
+def _scored(metrics: Dict) -> bool:
+    """Whether a dataset has curves to plot: not a test split (a submission) nor one whose every sequence was
+    skipped."""
+    return _has_curves(metrics) and "submission" not in metrics
+
+
+def _has_curves(metrics: Dict) -> bool:
+    """Whether ``metrics`` has the curves and scores its plots draw, with the lengths they are drawn at."""
+    specs = (GOT10K_PLOT,) if "ao" in metrics else OPE_PLOTS
+    try:
+        return all(len(metrics[curve]) == len(thresholds) and float(metrics[score]) >= 0
+                   for curve, score, thresholds, *_ in specs)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def result_folders(folders: Sequence[str]) -> List[str]:
+    """``folders`` with every evaluation root (an ``--output`` of evaluate, or a run's ``eval/``) replaced by
+    its dataset folders."""
+    found = []
+    for folder in folders:
+        if not os.path.isfile(os.path.join(folder, METRICS_FILE)) and os.path.isdir(folder):
+            inside = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                            if os.path.isfile(os.path.join(folder, name, METRICS_FILE)))
+            if inside:
+                found += inside
+                continue
+        found.append(folder)
+    return found
 
 
 def _curve_plot(runs: List[Tuple[str, Dict]], spec: tuple, dataset: str, stem: str) -> List[str]:
@@ -75,12 +120,13 @@ def plot_results(folders: Sequence[str], output_dir: str, labels: Optional[Seque
     if labels is not None and len(labels) != len(folders):
         raise ValueError(f"{len(labels)} labels for {len(folders)} result folders")
     by_dataset: Dict[str, List[Tuple[str, Dict]]] = collections.defaultdict(list)
-    for i, folder in enumerate(folders):
-        metrics = read_metrics(folder)
-        if "success_curve" not in metrics:
-            continue  # a test split without ground truth: its results are scored by the server
-        label = labels[i] if labels is not None else run_label(folder)
-        by_dataset[metrics.get("dataset", os.path.basename(os.path.normpath(folder)))].append((label, metrics))
+    for i, given in enumerate(folders):
+        for folder in result_folders([given]):
+            metrics = read_metrics(folder)
+            if not _scored(metrics):
+                continue  # a test split without ground truth: its results are scored by the server
+            label = labels[i] if labels is not None else run_label(folder)
+            by_dataset[metrics.get("dataset", os.path.basename(os.path.normpath(folder)))].append((label, metrics))
     if not by_dataset:
         raise ValueError("none of the result folders has metrics to plot (test splits are scored by the "
                          "benchmark's server)")
@@ -121,21 +167,51 @@ def plot_attribute(runs: Sequence[Tuple[str, Dict]], dataset: str, attribute: st
 
 
 def read_log(run_dir: str) -> List[Dict]:
-    """The rows of a run's log; a torn last line (a run killed while writing it) is left out."""
+    """The rows of a run's log that can be drawn: training steps (step, loss, lr, samples/s and the loss parts
+    the other steps have) and validations (step, epoch, scores). A torn last line (a run killed while writing
+    it) is left out silently; any other odd line (not JSON, not a row of ours, a field missing) is left out
+    with one warning that names the lines."""
     path = os.path.join(run_dir, LOG_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: give a training run's folder (the --output of train)")
     with open(path) as f:
-        lines = [line for line in f if line.strip()]
-    rows = []
-    for i, line in enumerate(lines):
+        lines = [(number, line) for number, line in enumerate(f, 1) if line.strip()]
+    rows, odd = [], []
+    for i, (number, line) in enumerate(lines):
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
-            # the last line of a run killed while it wrote: left out
-    return rows
+            row = json.loads(line)
+        except ValueError:
+            if i < len(lines) - 1:  # the last line of a run killed while it wrote is no news
+                odd.append(number)
+            continue
+        if _is_step(row, ()) or _is_validation(row):
+            rows.append((number, row))
+        else:
+            odd.append(number)
+    parts = [p for p in LOSS_PARTS if any(p in row for _, row in rows if "loss" in row)]
+    odd += [number for number, row in rows if "loss" in row and not _is_step(row, parts)]
+    if odd:
+        log.warning("%s: left out line(s) %s, which are no training step or validation row of a run", path,
+                    ", ".join(map(str, sorted(odd)[:10])) + (" ..." if len(odd) > 10 else ""))
+    return [row for number, row in rows if number not in odd]
+
+
+LOSS_PARTS = ("cls", "giou")  # drawn next to the loss
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_step(row, parts: Sequence[str]) -> bool:
+    return isinstance(row, dict) and all(_is_number(row.get(k)) for k in ("step", "loss", "lr", "samples_per_s",
+                                                                           *parts))
+
+
+def _is_validation(row) -> bool:
+    return (isinstance(row, dict) and "loss" not in row and _is_number(row.get("step"))
+            and _is_number(row.get("epoch")) and isinstance(row.get("validation"), dict)
+            and all(isinstance(m, dict) for m in row["validation"].values()))
 
 
 def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[str]:
@@ -152,7 +228,7 @@ def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[st
     axes = fig.subplots(1, panels)
     x = [r["step"] for r in steps]
     style = {"linewidth": 1.2, "marker": "o" if len(x) < 30 else None, "markersize": 3}  # short runs: see each row
-    for key in ("loss", "cls", "giou"):
+    for key in ("loss", *LOSS_PARTS):
         if key in steps[0]:
             axes[0].plot(x, [r[key] for r in steps], label=key, **style)
     axes[0].set(xlabel="step", title="loss")
@@ -167,7 +243,8 @@ def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[st
         for r in validation:
             for dataset, metrics in r["validation"].items():
                 score = "ao" if "ao" in metrics else "auc"
-                series[f"{dataset} {score.upper()}"].append((r["epoch"], metrics[score]))
+                if _is_number(metrics.get(score)):  # a dataset whose every sequence was skipped has none
+                    series[f"{dataset} {score.upper()}"].append((r["epoch"], metrics[score]))
         for name, points in series.items():
             axes[3].plot(*zip(*points), marker="o", label=name, linewidth=1.2)
         axes[3].set(xlabel="epoch", title="validation")
@@ -175,4 +252,5 @@ def plot_training_log(run_dir: str, output_dir: Optional[str] = None) -> List[st
     for ax in axes:
         ax.grid(True, alpha=0.4)
     fig.tight_layout()
+    os.makedirs(output_dir or run_dir, exist_ok=True)
     return _save(fig, os.path.join(output_dir or run_dir, "training-curves"))

@@ -31,6 +31,7 @@ import numpy as np
 
 from vot_lorat.tracking import box as bx
 
+from .atomic_write import write_file, write_text
 from .data.annotations import Problem, read_boxes
 from .data.sequence import SequenceDataset
 
@@ -84,18 +85,17 @@ class ResultFormat:
         return os.path.join(folder, f"{sequence}.txt")
 
     def write(self, folder: str, sequence: str, boxes_xyxy: np.ndarray, seconds: np.ndarray) -> List[str]:
-        """Write one sequence's results (and, for GOT-10k, the tracking time of each frame in seconds);
-        returns the files written."""
+        """Write one sequence's results (and, for GOT-10k, the tracking time of each frame in seconds), each
+        file whole or not at all (:mod:`training.atomic_write`); returns the files written."""
         path = self.path(folder, sequence)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write("\n".join(self._lines(boxes_xyxy)) + "\n")
-        written = [path]
+        written = []
         if self.per_sequence_folder:
             times = os.path.join(folder, sequence, f"{sequence}_time.txt")
-            np.savetxt(times, np.asarray(seconds, dtype=np.float64).reshape(-1), fmt="%.8f")
+            write_text(times, "".join(f"{s:.8f}\n" for s in np.asarray(seconds, dtype=np.float64).reshape(-1)))
             written.append(times)
-        return written
+        write_text(path, "\n".join(self._lines(boxes_xyxy)) + "\n")  # last: its presence means the sequence is done
+        return [path] + written
 
     def read_file(self, path: str, sequence: str) -> Tuple[np.ndarray, List[Problem]]:
         """The boxes of a result file (``x,y,w,h`` separated by commas, tabs or spaces) as xyxy in our
@@ -116,9 +116,12 @@ class ResultFormat:
 
     def pack(self, folder: str, files: List[str], zip_path: str) -> str:
         """The submission zip: ``files`` (paths under ``folder``) stored relative to ``folder``."""
-        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-            for path in sorted(files):
-                z.write(path, os.path.relpath(path, folder))
+        def pack_into(f) -> None:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+                for path in sorted(files):
+                    z.write(path, os.path.relpath(path, folder))
+
+        write_file(zip_path, pack_into, binary=True)
         return zip_path
 
 

@@ -8,6 +8,7 @@ evaluate.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from .logger import RunLogger
 from .optim import WarmupCosine, build_optimizer
 from .plots import plot_training_log
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -47,12 +50,12 @@ class StepPlan:
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = None, overwrite: bool = False,
-          progress: bool = True) -> Dict[str, Any]:
+          progress: bool = True, allow_changes: bool = False) -> Dict[str, Any]:
     """Train (or continue, ``resume``) the run in ``cfg.output_dir``; a folder that holds another run is refused
-    unless ``overwrite`` deletes it. ``stop_after`` ends early after that many optimiser steps of this
-    invocation; ``progress`` shows a bar on a terminal. SIGINT / SIGTERM end the run at the next step boundary
-    with a checkpoint and raise :class:`Interrupted`. Returns the final step, the evaluation report and the
-    model."""
+    unless ``overwrite`` deletes it, and a resume whose recipe differs from the checkpoint's unless
+    ``allow_changes``. ``stop_after`` ends early after that many optimiser steps of this invocation;
+    ``progress`` shows a bar on a terminal. SIGINT / SIGTERM end the run at the next step boundary with a
+    checkpoint and raise :class:`Interrupted`. Returns the final step, the evaluation report and the model."""
     proc = distributed.setup(cfg.device, max(1, cfg.threads))
     torch.manual_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, proc.device)
@@ -72,7 +75,14 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
     model = model.to(proc.device)
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     ckpt_root = os.path.join(cfg.output_dir, "checkpoints")
-    start_step = checkpointing.restore(ckpt_root, proc, model, optimizer, scaler) if resume else 0
+    start_step = 0
+    if resume:
+        restored = checkpointing.restore(ckpt_root, proc, model, optimizer, scaler)
+        start_step = restored.step
+        if restored.recipe is not None:
+            check_resumed_recipe(restored.recipe, cfg, start_step, allow_changes)
+        if restored.folder is not None and proc.main:
+            log.info("resumed from %s at step %d", restored.folder, start_step)
     net = _distribute(model, cfg, proc)
     opt = engine.Optimisation(net, torch.compile(net) if compile_enabled(cfg, proc.device) else net,
                               [p for p in model.parameters() if p.requires_grad], optimizer, scaler, schedule,
@@ -107,17 +117,44 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: Optional[int] = No
     if signum:
         raise Interrupted(signum, step, cfg.output_dir)
 
-    report = _finish(cfg, proc, model, progress) if step >= plan.total_steps else {}
+    # an evaluation of the same final weights (no step done now) keeps the sequences it finished before
+    report = _finish(cfg, proc, model, progress, resume and step == start_step) if step >= plan.total_steps else {}
     distributed.barrier()
     return {"step": step, "total_steps": plan.total_steps, "report": report, "model": model}
 
 
 def _plot_curves(folder: str) -> None:
-    """training-curves.png / .pdf from the run's log.jsonl, redrawn whenever an invocation ends."""
+    """training-curves.png / .pdf from the run's log.jsonl, redrawn whenever an invocation ends. Figures are
+    a view of the log: whatever goes wrong drawing them is a warning, never the end of the run before its final
+    weights and evaluation."""
     try:
         plot_training_log(folder)
-    except ValueError:  # no logged step yet
-        pass
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("the training curves were not drawn: %s (python -m training plot-training %s draws them "
+                    "from the log)", err, folder)
+
+
+# what a resumed run may change: where and how fast it runs and what it reports; every other field is part
+# of the optimisation the checkpoint belongs to
+RESUME_FREE = ("output_dir", "device", "workers", "threads", "compile", "log_every", "checkpoint_interval",
+               "checkpoint_every_steps", "keep_checkpoints", "eval_data", "eval_sequences", "evaluate_at_end",
+               "val_data", "val_interval", "val_sequences")
+
+
+def check_resumed_recipe(saved: Dict[str, Any], cfg: TrainConfig, step: int, allow_changes: bool) -> None:
+    """Refuse to continue a checkpoint with another recipe than its own (unless ``allow_changes``): a run
+    resumed with another batch size, learning rate or data would silently follow a plan nobody chose."""
+    now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as in the saved one
+    saved = json.loads(json.dumps(saved))
+    changed = [f"{key} {saved.get(key)!r} -> {value!r}" for key, value in now.items()
+               if key not in RESUME_FREE and saved.get(key) != value]
+    if not changed:
+        return
+    if not allow_changes:
+        raise ValueError(f"--resume: the checkpoint of step {step} was trained with another recipe "
+                         f"({'; '.join(changed)}): give the same settings to continue it, or add --allow-changes "
+                         f"to go on with the new ones")
+    log.warning("resuming step %d with a changed recipe: %s", step, "; ".join(changed))
 
 
 def check_recipe(cfg: TrainConfig) -> None:
@@ -216,14 +253,16 @@ def _validate(cfg: TrainConfig, proc: Process, model: LoRAT, datasets: List[Sequ
     model.train()
 
 
-def _finish(cfg: TrainConfig, proc: Process, model: LoRAT, progress: bool) -> Dict[str, Any]:
-    """After the last step: the final weights, and the one-pass evaluation when the run has evaluation data."""
+def _finish(cfg: TrainConfig, proc: Process, model: LoRAT, progress: bool, keep_evaluated: bool) -> Dict[str, Any]:
+    """After the last step: the final weights, and the one-pass evaluation when the run has evaluation data
+    (``keep_evaluated``: keeping the sequences an earlier evaluation of these weights finished)."""
     if proc.main:
         save_checkpoint(model, os.path.join(cfg.output_dir, "model.safetensors"))
     if not (cfg.evaluate_at_end and cfg.eval_data):
         return {}
     report = evaluate(model, _datasets(cfg.eval_data), os.path.join(cfg.output_dir, "eval"),
-                      max_sequences=cfg.eval_sequences, rank=proc.rank, world=proc.world, progress=progress)
+                      max_sequences=cfg.eval_sequences, rank=proc.rank, world=proc.world, progress=progress,
+                      resume=keep_evaluated)
     if proc.main:
         print(format_report(report), flush=True)
     return report

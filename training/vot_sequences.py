@@ -3,16 +3,23 @@
 Each sequence folder holds ``color/%08d.jpg``, one ``groundtruth_<id>.txt`` per object with the visible
 mask of every frame (``m0,0,0,0,0`` when the object is hidden or out of view), a ``sequence`` file, and
 the folder's ``list.txt`` names them all, so the toolkit never tries to download anything.
+
+Written into a workspace's ``sequences/``, they join what is there: ``list.txt`` keeps every sequence it
+names, and a sequence of an earlier set with the same name (``synth00``, ...) is replaced whole, never
+mixed with the new files.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from typing import List
 
 import cv2
 import numpy as np
 
+from .atomic_write import write_text
+from .data.folders import read_list
 from .data.synthetic import HELD_OUT_SEED_OFFSET, SyntheticScene
 
 VOT_SEED_OFFSET = HELD_OUT_SEED_OFFSET + 500_000  # held out from training and from the OPE evaluation set
@@ -56,8 +63,14 @@ def write_sequence(folder: str, scene: SyntheticScene) -> dict:
 def make_vot_sequences(root: str, count: int, frames: int = 80, objects: int = 3, seed: int = 0) -> List[dict]:
     """``count`` sequences with 1..``objects`` objects each under ``root`` (a workspace's ``sequences``),
     chosen so that every object is visible at the start and at least one object in the set disappears and
-    comes back."""
+    comes back. ``root``'s list.txt keeps the sequences it already names; a folder of the same name as a new
+    sequence is replaced when it is a VOT sequence and refused otherwise."""
     os.makedirs(root, exist_ok=True)
+    for i in range(count):
+        folder = os.path.join(root, f"synth{i:02d}")
+        if os.path.lexists(folder) and not os.path.isfile(os.path.join(folder, "sequence")):
+            raise ValueError(f"{folder} is there and is no VOT sequence (it has no 'sequence' file): move it, or "
+                             f"write the sequences into another --output")
     names, info = [], []
     candidate = VOT_SEED_OFFSET + seed * 10_000
     while len(names) < count:
@@ -71,13 +84,30 @@ def make_vot_sequences(root: str, count: int, frames: int = 80, objects: int = 3
         if last and not any(np.isnan(scene.boxes(i)[:, 0]).any() for i in range(n_objects)):
             continue  # the last slot goes to a sequence with an object that leaves the frame and returns
         name = f"synth{len(names):02d}"
-        d = write_sequence(os.path.join(root, name), scene)
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes the folder private; a sequence is meant to be shared
+        d = write_sequence(tmp, scene)
         if last and not d["hidden_then_back"]:
-            shutil.rmtree(os.path.join(root, name))
+            shutil.rmtree(tmp)
             continue
+        _replace(tmp, os.path.join(root, name))
         d["name"], d["seed"] = name, scene.seed
         names.append(name)
         info.append(d)
-    with open(os.path.join(root, "list.txt"), "w") as f:
-        f.write("\n".join(names) + "\n")
+    listed = os.path.join(root, "list.txt")
+    kept = read_list(listed) if os.path.isfile(listed) else []
+    write_text(listed, "\n".join(kept + [n for n in names if n not in kept]) + "\n")
     return info
+
+
+def _replace(new: str, folder: str) -> None:
+    """Put the folder ``new`` in the place of ``folder`` (an earlier sequence of that name is removed whole)."""
+    if os.path.lexists(folder):
+        old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(folder)}-", dir=os.path.dirname(folder))
+        os.replace(folder, os.path.join(old, "sequence"))
+        os.replace(new, folder)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, folder)

@@ -4,10 +4,16 @@ Writes one line per frame with ``x,y,w,h`` of every object, in ``--init`` order 
 given boxes), and optionally a video with the boxes drawn. Unreadable frames are logged and keep the last
 boxes. Frames are read by a background thread while the tracker works on the previous one; a progress bar
 (frames, speed, time left) goes to stderr when it is a terminal.
+
+No output may be an input (the video, a frame, the weights), however the path is spelt. Outputs are written
+under ``.partial`` names (``boxes.partial.txt``) once every check has passed and the model is loaded, and take
+their given names when the last frame is tracked: a run that fails or is interrupted leaves the partial files,
+never a truncated file under the given name nor an emptied earlier result.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -97,14 +103,70 @@ def parse_box(text: str) -> np.ndarray:
     return bx.xywh_to_xyxy(values)
 
 
-def open_output(path: str) -> TextIO:
-    """The boxes file, opened (its folder made) before any work, so that a bad path costs no tracking time;
-    lines are written as frames are tracked, so an interrupted run keeps what it tracked."""
+def partial_path(path: str) -> str:
+    """Where an output is written until it is complete: ``boxes.txt`` -> ``boxes.partial.txt`` (the extension
+    kept, since OpenCV picks a video's container by it)."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.partial{ext}"
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same after resolving symlinks, ``..`` and relative spellings, or
+    one file under two names (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _writable_folder(path: str, flag: str) -> None:
+    """Fail unless ``path``'s folder exists and can be written, or can be made (nothing is made here)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"cannot write {flag} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {flag} {path}: {folder} is not writable")
+
+
+def check_outputs(settings: TrackSettings) -> None:
+    """Refuse outputs that would destroy an input or each other, before anything is opened or loaded."""
+    inputs = [("--input", settings.input), ("--weights", settings.weights)]
+    if settings.backbone:
+        inputs.append(("--backbone", settings.backbone))
+    outputs = [("--output", settings.output)]
+    if settings.save_video:
+        outputs.append(("--save-video", settings.save_video))
+    written = outputs + [(f"{flag} (while it is written)", partial_path(path)) for flag, path in outputs]
+    for i, (flag, path) in enumerate(written):
+        if os.path.isdir(path):
+            raise ValueError(f"{flag} {path} is a folder: give a file name")
+        for other_flag, other in inputs:
+            if _same_path(path, other):
+                raise ValueError(f"{flag} {path} is the same file as {other_flag} {other}: writing it would "
+                                 f"destroy it; give another {flag.split()[0]}")
+        for other_flag, other in written[i + 1:]:
+            if _same_path(path, other):
+                raise ValueError(f"{flag} {path} is the same file as {other_flag} {other}: two outputs cannot "
+                                 f"share a file")
+        if os.path.isdir(settings.input) and path.lower().endswith(IMAGE_EXTENSIONS) and _same_path(
+                os.path.dirname(os.path.abspath(path)), settings.input):
+            raise ValueError(f"{flag} {path} would be a frame of --input {settings.input}; write it elsewhere")
+    for flag, path in outputs:
+        _writable_folder(path, flag)
+
+
+def open_partial(path: str) -> TextIO:
+    """The boxes file under its partial name (its folder made); lines are written as frames are tracked, so
+    an interrupted run keeps what it tracked."""
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return open(path, "w")
+        return open(partial_path(path), "w")
     except OSError as exc:
-        raise ValueError(f"cannot write {path}: {exc}") from None
+        raise ValueError(f"cannot write {partial_path(path)}: {exc.strerror}") from None
 
 
 def draw(image: Frame, boxes: Sequence[np.ndarray], confidences: Sequence[float]) -> np.ndarray:
@@ -128,7 +190,8 @@ def track(tracker: LoRATTracker, stream: Iterator[Tuple[int, Optional[Frame]]], 
     writer = None
     count, model_seconds, start = 0, 0.0, time.perf_counter()
     boxes, confidences = list(inits), [1.0] * len(inits)
-    with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, disable=not progress) as bar:
+    with tqdm(total=total, unit="frame", desc="tracking", file=sys.stderr, disable=not progress) as bar, \
+            contextlib.ExitStack() as cleanup:
         for index, image in stream:
             if index == 0:
                 if image is None:
@@ -146,13 +209,12 @@ def track(tracker: LoRATTracker, stream: Iterator[Tuple[int, Optional[Frame]]], 
                 if writer is None:
                     writer = cv2.VideoWriter(save_video, cv2.VideoWriter_fourcc(*"mp4v"), 30,
                                              (image.shape[1], image.shape[0]))
+                    cleanup.callback(writer.release)  # also when tracking stops early: a playable video
                     if not writer.isOpened():
                         raise ValueError(f"cannot write the video {save_video} (OpenCV has no mp4v writer here?)")
                 writer.write(draw(image, boxes, confidences))
             count += 1
             bar.update()
-    if writer is not None:
-        writer.release()
     return {"frames": count, "seconds": time.perf_counter() - start,
             "tracking_fps": (count - 1) / model_seconds if model_seconds else float("nan")}
 
@@ -189,7 +251,8 @@ class TrackSettings:
                             choices=("auto", *PRECISIONS))
     threads: int = option(0, "CPU threads for torch; 0: torch's default, one per core (on a busy machine 1 or 2 is "
                              "often much faster)")
-    save_video: Optional[str] = option(None, "also write an mp4 with the boxes drawn; none: no video")
+    save_video: Optional[str] = option(None, "also write an mp4 with the boxes drawn (its folder is made if "
+                                                 "needed); none: no video")
     quiet: bool = option(False, "no progress bar (there is none anyway when stderr is not a terminal)")
 
 
@@ -198,32 +261,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_flags(parser, TrackSettings)
     args = TrackSettings(**given_values(parser.parse_args(argv), TrackSettings))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    outputs = [path for path in (args.output, args.save_video) if path]
+    opened = False
     try:
         inits = [parse_box(text) for text in args.init]
         check_input(args.input)
+        check_outputs(args)
         if args.threads < 0:
             raise ValueError(f"--threads {args.threads}: give a number of CPU threads, or 0 for torch's default")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = resolve_device(args.device)
+        stream = read_ahead(frames(args.input, device))
+        first = next(stream, (0, None))
+        check_inside(inits, args.init, first[1])  # before the model is loaded
+        model = load_model(args.variant, args.backbone, args.weights, device=device)
+        if args.variant is None:
+            log.info("variant %s (from the checkpoint)", model.config.name)
+        tracker = LoRATTracker(model, resolve_precision(args.precision, device))
         if args.save_video:
             os.makedirs(os.path.dirname(os.path.abspath(args.save_video)), exist_ok=True)
-        with open_output(args.output) as output:
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            device = resolve_device(args.device)
-            stream = read_ahead(frames(args.input, device))
-            first = next(stream, (0, None))
-            check_inside(inits, args.init, first[1])  # before the model is loaded
-            model = load_model(args.variant, args.backbone, args.weights, device=device)
-            if args.variant is None:
-                log.info("variant %s (from the checkpoint)", model.config.name)
-            tracker = LoRATTracker(model, resolve_precision(args.precision, device))
-            stats = track(tracker, _chain(first, stream), inits, output, args.save_video,
-                          frame_count(args.input), progress=not args.quiet and sys.stderr.isatty())
+        opened = True
+        with open_partial(args.output) as output:
+            stats = track(tracker, _chain(first, stream), inits, output,
+                          partial_path(args.save_video) if args.save_video else None, frame_count(args.input),
+                          progress=not args.quiet and sys.stderr.isatty())
+        for path in outputs:
+            os.replace(partial_path(path), path)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{_partial_note(outputs) if opened else ''}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted{_partial_note(outputs) if opened else ''}", file=sys.stderr)
+        return 130
     print(f"{stats['frames']} frames, {len(inits)} object(s) -> {args.output} ({stats['tracking_fps']:.1f} fps "
           f"tracking, {stats['seconds']:.1f} s in all)")
     return 0
+
+
+def _partial_note(outputs: Sequence[str]) -> str:
+    kept = [partial_path(path) for path in outputs if os.path.exists(partial_path(path))]
+    return f"; what was tracked is in {' and '.join(kept)}" if kept else ""
 
 
 def _chain(first: Tuple[int, Optional[Frame]], rest: Iterator) -> Iterator[Tuple[int, Optional[Frame]]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Optional, Sequence
 
@@ -30,6 +32,22 @@ from .settings import ServerSettings, parse_args
 from .trax_adapter import TraxAdapter
 
 log = logging.getLogger("vot_lorat")
+
+# Ctrl-C, the toolkit's SIGTERM to a tracker that has not quit within 3 s, a closed terminal
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """A stop signal arrived. A BaseException, so that the frame loop, which answers any Exception with the last
+    regions, lets it through."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _stop(signum: int, _frame) -> None:
+    raise Stopped(signum)
 
 
 def build_mask_generator(settings: ServerSettings, device: torch.device) -> Optional[MaskGenerator]:
@@ -93,42 +111,66 @@ def serve(settings: ServerSettings) -> int:
 
 def _trax_server() -> trax.Server:
     """What we declare to the toolkit, the same whether we track or only report a start-up error."""
-    return trax.Server([trax.Region.RECTANGLE, trax.Region.MASK], [trax.Image.PATH], ["color"],
+    # polygons too: without them the toolkit's client turns the polygons of VOT 2013-2019 into masks of its own
+    # rasterisation (empty ones were seen); with them every stack's regions arrive as they are
+    return trax.Server([trax.Region.RECTANGLE, trax.Region.POLYGON, trax.Region.MASK], [trax.Image.PATH], ["color"],
                        tracker_name="LoRAT", tracker_family="vot_lorat", multiobject=True)
 
 
 def answer_requests(adapter: TraxAdapter, out: MessageBuffer) -> None:
-    """Answer TraX requests until the toolkit quits; a frame that fails gets the last regions, not the end."""
+    """Answer TraX requests until the toolkit quits; a frame that fails gets the last regions, not the end.
+    A stop signal ends the session with a quit message and is raised again after it (trax.Server prints the
+    traceback of any exception that leaves it)."""
+    stopped = None
     with _trax_server() as server:
         out.flush()  # the hello
-        while True:
-            request = server.wait()
-            if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
-                return
-            try:
-                if request.type == trax.TraxStatus.INITIALIZE:
-                    reply = adapter.initialize(request)
-                else:
-                    reply = adapter.frame(request)
-            except Exception:  # one bad frame must not end the sequence: report and go on
-                log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
-                reply = adapter.recover(request)
-            server.status(reply)
-            out.flush()
+        try:
+            _answer(server, adapter, out)
+        except Stopped as stop:
+            stopped = stop
+    if stopped is not None:
+        raise stopped
+
+
+def _answer(server: trax.Server, adapter: TraxAdapter, out: MessageBuffer) -> None:
+    while True:
+        request = server.wait()
+        if request.type in (trax.TraxStatus.QUIT, trax.TraxStatus.ERROR):
+            return
+        try:
+            if request.type == trax.TraxStatus.INITIALIZE:
+                reply = adapter.initialize(request)
+            else:
+                reply = adapter.frame(request)
+        except Exception:  # one bad frame must not end the sequence: report and go on
+            log.error("error while tracking, answering with the last regions:\n%s", traceback.format_exc())
+            reply = adapter.recover(request)
+        server.status(reply)
+        out.flush()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m vot_lorat``: the settings from the environment and ``argv``, then :func:`serve`; a bad setting
-    or weight file is one line on stderr (and, under the toolkit, the TraX quit reason) and exit status 1."""
+    or weight file is one line on stderr (and, under the toolkit, the TraX quit reason) and exit status 1.
+    SIGINT, SIGTERM and SIGHUP end it at any moment with one line and the status a shell gives such a signal."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LoRAT %(levelname)s: %(message)s")
+    # signals are handled by the main thread only; the handlers before are put back for callers in-process
+    previous = {s: signal.signal(s, _stop) for s in STOP_SIGNALS} if threading.current_thread() is \
+        threading.main_thread() else {}
     try:
         return serve(parse_args(argv, __doc__))
+    except Stopped as stop:
+        print(f"LoRAT: stopped by {stop}", file=sys.stderr, flush=True)
+        return 128 + stop.signum
     except (ValueError, OSError) as exc:  # bad settings or weight files: one line, then exit
         message = f"LoRAT error: {exc}"
         print(message, file=sys.stderr, flush=True)
         if os.environ.get("TRAX"):
             tell_toolkit(message)
         return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def tell_toolkit(message: str) -> None:

@@ -50,6 +50,11 @@ class TraxAdapter:
     def _initial(self, objects, image: Optional[Frame]):
         boxes, masks = [], []
         for region, _ in objects:
+            if region.type == trax.Region.SPECIAL:  # what libtrax makes of a region with NaN or no coordinates
+                log.warning("initial region %s is no position; reporting the object absent", region)
+                boxes.append(None)
+                masks.append(None)
+                continue
             try:
                 box, mask = self._region_box(region, image)
             except Exception:  # noqa: BLE001 - an unreadable region makes that object absent, not the session
@@ -60,21 +65,28 @@ class TraxAdapter:
         return boxes, masks
 
     def _usable(self, box: Optional[np.ndarray], region, image: Optional[Frame]) -> Optional[np.ndarray]:
-        """The initial box, or None (absent) with one log line when it cannot be tracked: not finite, or (with
-        the frame read) wholly outside the frame. An empty region is absent without a word: VOTS sends those."""
+        """The initial box, or None (absent) with one log line when it cannot be tracked: not finite, a negative
+        or zero width or height, or (with the frame read) wholly outside the frame. An empty region (no pixel,
+        no size) is absent without a word: VOTS sends those for objects that are not there yet."""
         if box is None:
             return None
         if not np.isfinite(box).all():
             log.warning("initial region %s is not finite; reporting the object absent", region)
             return None
-        if image is not None and not bx.is_valid(bx.clip(box, self.width, self.height)) and bx.is_valid(box):
+        if not bx.is_valid(box):
+            width, height = box[2:] - box[:2]
+            if width or height:
+                log.warning("initial region %s is %g x %g pixels: a box needs a positive width and height; "
+                            "reporting the object absent", region, width, height)
+            return None
+        if image is not None and not bx.is_valid(bx.clip(box, self.width, self.height)):
             log.warning("initial region %s lies outside the %dx%d frame; reporting the object absent", region,
                         self.width, self.height)
             return None
-        return box if bx.is_valid(box) else None
+        return box
 
     def _region_box(self, region, image: Optional[Frame]):
-        """The xyxy box of an initial region (and the full-frame mask of a mask region)."""
+        """The xyxy box of an initial rectangle, polygon or mask (and the full-frame mask of a mask region)."""
         if region.type == trax.Region.MASK:
             crop, offset = region.array(), region.offset()
             box = tight_box(crop > 0, offset)
@@ -84,7 +96,7 @@ class TraxAdapter:
             return box, full
         if region.type == trax.Region.RECTANGLE:
             return bx.xywh_to_xyxy(region.bounds()), None
-        # polygons arrive only if the toolkit ignores our declared formats: use their bounds
+        # a polygon (the rotated boxes of VOT 2013-2019): the rectangle around it, as VOT trackers take it
         points = np.array(list(region), dtype=np.float64).reshape(-1, 2)
         return (np.concatenate([points.min(0), points.max(0)]) if len(points) else None), None
 

@@ -34,13 +34,18 @@ experiments:
 
 
 def _entry(name: str, label: str, repo: str, python: str, cfg: ServerSettings, timeout: int) -> str:
-    lines = [f"[{name}]", f"label = {label}", "protocol = traxpython", "command = vot_lorat", f"paths = {repo}",
-             f"python = {python}",
+    # the toolkit reads trackers.ini with configparser's interpolation, to which % is special: %% is one %
+    lines = [f"[{name}]", f"label = {_ini(label)}", "protocol = traxpython", "command = vot_lorat",
+             f"paths = {_ini(repo)}", f"python = {_ini(python)}",
              # the toolkit replaces LD_LIBRARY_PATH for TraX trackers, which hides CUDA libraries
              "env_LD_LIBRARY_PATH = ${LD_LIBRARY_PATH}"]
-    lines += [f"env_{k} = {v}" for k, v in cfg.to_env().items()]
+    lines += [f"env_{k} = {_ini(v)}" for k, v in cfg.to_env().items()]
     lines.append(f"timeout = {timeout}")
     return "\n".join(lines) + "\n"
+
+
+def _ini(value: str) -> str:
+    return value.replace("%", "%%")
 
 
 def trackers_ini(repo: str, python: str, variant: str, backbone: Optional[str], weights: Optional[str],
