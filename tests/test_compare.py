@@ -8,15 +8,17 @@ import json
 import os
 import re
 
+import cv2
 import numpy as np
 import pytest
 
 from training.cli import main
-from training.compare import ATTRIBUTES, Tracker, compare, lasot_visible, tracker_folder
+from training.compare import ATTRIBUTES, Tracker, compare, tracker_folder
 from training.data.got10k import GOT10k
-from training.data.lasot import LaSOT
+from training.data.lasot import LaSOT, present_frames
 from training.metrics import fill_invalid_predictions, got10k_ious, got10k_summary, ope_curves, ope_summary
 from training.miniature import write_got10k, write_lasot
+from training.result_files import ResultFormat, result_format
 
 from test_cli_help import BAR, run_on_terminal, run_piped
 
@@ -244,7 +246,7 @@ def test_a_present_target_with_an_empty_box_is_a_precision_success_as_in_the_las
     absent[6] = True
     _write_lasot_sequence(tmp_path / "LaSOT", "cube-1", xywh, absent)
     dataset = LaSOT(str(tmp_path / "LaSOT"), "all")
-    visible = lasot_visible(dataset, 0)
+    visible = present_frames(dataset, 0)
     assert visible.tolist() == [True] * 6 + [False] + [True] * 3
     perfect = dataset[0].boxes.copy()
     perfect[3], perfect[6] = perfect[2], perfect[5]
@@ -258,6 +260,20 @@ def test_a_present_target_with_an_empty_box_is_a_precision_success_as_in_the_las
     comparison = compare(dataset, [Tracker("perfect", str(tmp_path / "results" / "perfect"))], progress=False)
     assert comparison.summaries["perfect"]["precision"] == pytest.approx(90.0)
     assert comparison.summaries["perfect"]["norm_precision"] == pytest.approx(90.0)
+    # and evaluate scores its own results the same way
+    frames = tmp_path / "LaSOT" / "cube" / "cube-1" / "img"
+    frames.mkdir()
+    for t in range(10):
+        image = np.full((48, 64, 3), 90, np.uint8)
+        image[11:31, 21:51] = (200, 60, 30)
+        cv2.imwrite(str(frames / f"{t + 1:08d}.jpg"), image)
+    assert main(["evaluate", "--variant", "tiny", "--weights", DEMO_WEIGHTS, "--threads", "1", "--quiet",
+                 "--data", f"lasot:{tmp_path / 'LaSOT'},split=all", "--output", str(tmp_path / "evals")]) == 0
+    ours = ResultFormat.read(result_format(dataset), str(tmp_path / "evals" / "lasot-all"), "cube-1")
+    scored = json.load(open(tmp_path / "evals" / "lasot-all" / "metrics.json"))
+    expected = ope_summary([ope_curves(ours, dataset[0].boxes, visible)])
+    assert scored["precision"] == pytest.approx(expected["precision"])
+    assert scored["precision"] != pytest.approx(ope_summary([ope_curves(ours, dataset[0].boxes)])["precision"])
 
 
 def test_curves_count_as_comparing_every_frame_with_every_threshold():

@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from vot_lorat.tracking import box as bx
 
-from .data.annotations import read_flags, read_optional_flags
+from .data.annotations import read_flags
 from .data.folders import FolderDataset
-from .data.lasot import FLAG_FILES, LaSOT
+from .data.lasot import present_frames
 from .data.sequence import SequenceDataset
 from .metrics import got10k_ious, got10k_summary, ope_curves, ope_summary
 from .plots import METRICS_FILE, plot_attribute, plot_comparison, run_label
@@ -118,23 +118,6 @@ def tracker_folder(text: str, dataset_name: str) -> Tracker:
         else:
             name = given[:-len(RUN_SUFFIX)] if given.endswith(RUN_SUFFIX) and given != RUN_SUFFIX else given
     return Tracker(name.strip(), folder)
-
-
-def lasot_visible(dataset: SequenceDataset, index: int) -> Optional[np.ndarray]:
-    """Where LaSOT's target is present (flagged neither fully occluded nor out of view), which tells a present
-    target whose box has no area from an absent one; None for other datasets and when a flag file is
-    missing."""
-    if not isinstance(dataset, LaSOT):
-        return None
-    folder = os.path.dirname(dataset.folders[index])  # the frames are in <seq>/img
-    flags, missing = read_optional_flags([os.path.join(folder, name) for name in FLAG_FILES], dataset.names[index])
-    if missing:
-        return None
-    frames = len(dataset.tracks[index])
-    absent = np.zeros(frames, dtype=bool)
-    for _, flag in flags:
-        absent[:min(len(flag), frames)] |= flag[:frames]
-    return ~absent
 
 
 def _say(line: str) -> None:
@@ -263,7 +246,7 @@ def compare(dataset: SequenceDataset, trackers: List[Tracker], common_sequences:
                 bar.update(len(trackers))
                 continue
             candidates.append(name)
-            visible = lasot_visible(dataset, i)
+            visible = present_frames(dataset, i)
             frame_size = dataset[i].frame(0).shape[1::-1] if benchmark == "got10k" else None  # (width, height)
             for tracker in trackers:
                 scored = _score_file(tracker, name, boxes, fmt, visible, frame_size, record)

@@ -32,6 +32,7 @@ from vot_lorat.tracking.tracker import LoRATTracker
 
 from . import distributed, run_folder
 from .atomic_write import write_error, write_json
+from .data.lasot import present_frames
 from .data.sequence import Sequence, SequenceDataset
 from .metrics import got10k_ious, got10k_summary, ope_curves, ope_summary
 from .result_files import ResultFormat, result_format
@@ -99,12 +100,14 @@ def _read(sequence: Sequence, index: int) -> Tuple[Optional[np.ndarray], str]:
         return None, str(err)
 
 
-def _scores(fmt: ResultFormat, sequence: Sequence, reported: np.ndarray) -> Dict[str, Any]:
-    """What the benchmark's toolkit measures on one sequence: GOT-10k's IoUs or the OPE curves."""
+def _scores(fmt: ResultFormat, sequence: Sequence, reported: np.ndarray,
+            present: Optional[np.ndarray]) -> Dict[str, Any]:
+    """What the benchmark's toolkit measures on one sequence: GOT-10k's IoUs or the OPE curves (``present``: the
+    frames where the dataset flags the target present, see :func:`training.data.lasot.present_frames`)."""
     if fmt.name == "got10k":
         height, width = sequence.frame(0).shape[:2]
         return {"ious": got10k_ious(reported, sequence.boxes, width, height)}
-    return {"curves": ope_curves(reported, sequence.boxes)}
+    return {"curves": ope_curves(reported, sequence.boxes, present)}
 
 
 def _summary(fmt: ResultFormat, scores: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -278,8 +281,9 @@ def evaluate(model: LoRAT, datasets: List[SequenceDataset], output_dir: str, pre
             entry["index"] = i
             if dataset.ground_truth:
                 static = np.repeat(sequence.boxes[:1], sequence.num_frames, axis=0)
-                entry["scores"] = _scores(fmt, sequence, entry.pop("reported"))
-                entry["static"] = _scores(fmt, sequence, fmt.reported(static))
+                present = present_frames(dataset, i)
+                entry["scores"] = _scores(fmt, sequence, entry.pop("reported"), present)
+                entry["static"] = _scores(fmt, sequence, fmt.reported(static), present)
             local.append(entry)
         parts = distributed.gather((local, skipped))
         results = sorted((r for part, _ in parts for r in part), key=lambda r: r["index"])

@@ -22,12 +22,15 @@ that has a groundtruth.txt, which is how to read LaSOT extension (same layout, n
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
+
+import numpy as np
 
 from vot_lorat.frames.reading import natural_key
 
 from .annotations import MISSING_FILE, Problem, fit_track, read_boxes, read_optional_flags
 from .folders import FolderDataset, read_list
+from .sequence import SequenceDataset
 
 SPLIT_FILES = {"train": "training_set.txt", "test": "testing_set.txt"}
 FLAG_FILES = ("full_occlusion.txt", "out_of_view.txt")
@@ -68,3 +71,20 @@ class LaSOT(FolderDataset):
                 f"pytracking ships the training list as ltr/data_specs/lasot_train_split.txt), or read every "
                 f"sequence with split=all")
         return read_list(path)
+
+
+def present_frames(dataset: SequenceDataset, index: int) -> Optional[np.ndarray]:
+    """Where LaSOT's target is present (flagged neither fully occluded nor out of view), which tells a present
+    target whose box has no area from an absent one; None for other datasets and when a flag file is
+    missing."""
+    if not isinstance(dataset, LaSOT):  # other readers cannot tell; their empty boxes are absences
+        return None
+    folder = os.path.dirname(dataset.folders[index])  # the frames are in <seq>/img
+    flags, missing = read_optional_flags([os.path.join(folder, name) for name in FLAG_FILES], dataset.names[index])
+    if missing:
+        return None
+    frames = len(dataset.tracks[index])
+    absent = np.zeros(frames, dtype=bool)
+    for _, flag in flags:
+        absent[:min(len(flag), frames)] |= flag[:frames]
+    return ~absent
