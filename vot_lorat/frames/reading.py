@@ -24,6 +24,8 @@ _EXIF_SEARCH = 65536  # bytes at the start of a JPEG searched for it (an APP1 se
 def read_rgb(path: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB; raises OSError naming the file when it is missing or cannot be decoded. A JPEG cut
     short (a copy or download that stopped) still decodes, grey where the data ends: that is logged."""
+    if not os.path.isfile(path):  # before OpenCV, which would print a warning of its own
+        raise OSError(f"cannot read image {path}: no such file")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"cannot read image {path}")
