@@ -85,6 +85,7 @@ def sam_model_from_path(path: str) -> str:
 # curves are left out. average_accuracy is named by the stack (VOTS: Quality; the short-term stacks: accuracy).
 MEASURES = {
     "accuracy.AverageAccuracy": (None,),
+    "failures.CumulativeFailureCount": ("total failures",),
     "longterm.AccuracyRobustness": ("accuracy", "robustness"),
     "longterm.AverageQualityAuxiliary": ("nre", "dre", "adq"),
     "longterm.PrecisionRecall": ("precision", "recall", "f-score"),
