@@ -14,7 +14,7 @@
 #
 # Options:
 #   --workspace DIR        workspace folder (default: ./vot_workspace, or ./demo_workspace with --demo)
-#   --stack NAME           VOT stack (default vots2024/main)
+#   --stack NAME           VOT stack: a catalogue name or a stack file (default vots2024/main)
 #   --variant V            B-224, B-378, L-224, L-378, g-224, g-378, S-224, S-378, tiny (default: read from
 #                          --weights: their saved variant, their shapes, or a LoRAT-L-378 folder name)
 #   --backbone FILE        Meta DINOv2 .pth or timm .safetensors; only for LoRA-only weights (the released
@@ -168,6 +168,7 @@ fi
 offline="$nodownload"
 if [ "$replica" != 0 ]; then offline=1; fi
 mkdir -p "$workspace"
+workspace="$(cd "$workspace" && pwd)"  # the printed commands work from anywhere
 if [ "$local_copy" = 1 ]; then
     # vot initialize takes catalogue names only: the workspace's own copy of the stack is set up here
     "$PY" -m vot_lorat.toolkit.workspace stack --from "$stack" --output "$workspace/stack.yaml"
