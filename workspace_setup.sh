@@ -7,10 +7,14 @@
 #   ./workspace_setup.sh --stack vots2024/main --backbone dinov2_vitl14_pretrain.pth \
 #                        --weights LoRAT-L-378/model.bin [--sam sam_vit_h_4b8939.pth]
 #       A workspace for a real stack with the official weights; then: cd vot_workspace && vot evaluate LoRAT
+#       Any stack of the toolkit's catalogue that a box or mask tracker can run: the script picks the vot-toolkit
+#       release that runs it (0.7.4, in a toolkit-only .venv-vot-0.7.4 it makes once, for the multistart,
+#       supervised and realtime experiments of the short-term stacks; the project's 0.9.0 for the others) and
+#       ends by printing the commands to run, with that release's vot. See docs/vot-stacks.md.
 #
 # Options:
 #   --workspace DIR        workspace folder (default: ./vot_workspace, or ./demo_workspace with --demo)
-#   --stack NAME           VOT stack (default vots2024/main)
+#   --stack NAME           VOT stack: a catalogue name or a stack file (default vots2024/main)
 #   --variant V            B-224, B-378, L-224, L-378, g-224, g-378, S-224, S-378, tiny (default: read from
 #                          --weights: their saved variant, their shapes, or a LoRAT-L-378 folder name)
 #   --backbone FILE        Meta DINOv2 .pth or timm .safetensors; only for LoRA-only weights (the released
@@ -23,6 +27,9 @@
 #   --absence-threshold T  report an object absent when its confidence is below T (default: off)
 #   --timeout S            seconds the toolkit waits for one frame (default 600)
 #   --nodownload           vot initialize without downloading the dataset
+#   --replica N            offline: fill the workspace with N of the toolkit's dummy sequences, written as the
+#                          stack needs them (anchors, masks, tags), instead of the stack's dataset
+#   --replica-frames L     frames of the first replica sequence, each next one a frame longer (default 300)
 #   --demo                 the offline demo (see above)
 #   --retrain              with --demo: first retrain the small model (hours on a CPU) instead of using
 #                          the shipped one
@@ -35,7 +42,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEMO_WEIGHTS="$REPO/vot_lorat/checkpoints/lorat_tiny_synthetic.safetensors"
 
 workspace="" stack="vots2024/main" variant="" backbone="" weights="" device="auto" precision="auto"
-sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0 PY=""
+sam="" sam_mode="crop" absence="" timeout=600 nodownload=0 demo=0 retrain=0 PY="" replica=0 replica_frames=300
 
 die() { echo "workspace_setup.sh: $*" >&2; exit 2; }
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
@@ -54,6 +61,8 @@ while [ $# -gt 0 ]; do
         --absence-threshold) need_value "$@"; absence="$2"; shift 2 ;;
         --timeout) need_value "$@"; timeout="$2"; shift 2 ;;
         --nodownload) nodownload=1; shift ;;
+        --replica) need_value "$@"; replica="$2"; shift 2 ;;
+        --replica-frames) need_value "$@"; replica_frames="$2"; shift 2 ;;
         --demo) demo=1; shift ;;
         --retrain) retrain=1; shift ;;
         --python) need_value "$@"; PY="$2"; shift 2 ;;
@@ -127,24 +136,76 @@ fi
 [ -n "$weights" ] || die "--weights is required (or use --demo)"
 workspace="${workspace:-$PWD/vot_workspace}"
 [ -f "$workspace/config.yaml" ] && die "$workspace already holds a workspace; pick another --workspace"
-# the weights are checked (and the entries written) before the workspace folder exists: a refusal leaves nothing
+# the stack, the weights (and the entries written) are checked before the workspace folder exists: a refusal leaves
+# nothing
+plan="$("$PY" -m vot_lorat.toolkit.workspace plan "$stack")" || exit 2
+read -r toolkit masks local_copy <<< "$plan"
 entries="$(mktemp "${TMPDIR:-/tmp}/lorat-trackers.XXXXXX")"
 trap 'rm -f "$entries"' EXIT
 "$PY" -m vot_lorat.toolkit.workspace trackers --output "$entries" "${trackers_args[@]}" \
     ${variant:+--variant "$variant"} ${backbone:+--backbone "$backbone"} --weights "$weights" \
     ${sam:+--sam "$sam"} --sam-mode "$sam_mode"
+
+# A vot-toolkit release other than the project's lives in a toolkit-only environment beside .venv, made once and
+# reused: a toolkit needs no torch, the tracker keeps running in $PY (trackers.ini's `python`).
+installed="$("$PY" -c 'import importlib.metadata as m; print(m.version("vot-toolkit"))')"
+if [ "$toolkit" != "$installed" ]; then
+    toolkit_env="$REPO/.venv-vot-$toolkit"
+    # attributee 0.1.10 stops every vot-toolkit release from starting on Python 3.11+
+    requirements="vot-toolkit==$toolkit attributee==0.1.9"
+    if [ ! -x "$toolkit_env/bin/vot" ] || [ "$(cat "$toolkit_env/.requirements" 2>/dev/null)" != "$requirements" ]
+    then
+        echo "== making $toolkit_env: vot-toolkit $toolkit alone, for $stack (the tracker keeps running in $PY)"
+        "$PY" -m venv "$toolkit_env"
+        # shellcheck disable=SC2086  # the requirements are words
+        "$toolkit_env/bin/python" -m pip install -q $requirements \
+            || die "could not install vot-toolkit $toolkit into $toolkit_env (no package registry?)"
+        echo "$requirements" > "$toolkit_env/.requirements"
+    fi
+    VOT=("$toolkit_env/bin/vot")
+fi
+
+offline="$nodownload"
+if [ "$replica" != 0 ]; then offline=1; fi
 mkdir -p "$workspace"
-init_args=(initialize "$stack" --workspace "$workspace")
-if [ "$nodownload" = 1 ]; then init_args+=(--nodownload); fi
-echo "== vot ${init_args[*]}"
-if ! "${VOT[@]}" "${init_args[@]}"; then
-    echo "workspace_setup.sh: vot initialize failed (no network? retry, or use --nodownload and fill" \
-         "$workspace/sequences yourself, with a list.txt)" >&2
+workspace="$(cd "$workspace" && pwd)"  # the printed commands work from anywhere
+if [ "$local_copy" = 1 ]; then
+    # vot initialize takes catalogue names only: the workspace's own copy of the stack is set up here
+    "$PY" -m vot_lorat.toolkit.workspace stack --from "$stack" --output "$workspace/stack.yaml"
+    printf 'registry:\n- ./trackers.ini\nstack: stack.yaml\n' > "$workspace/config.yaml"
+    mkdir -p "$workspace/sequences" "$workspace/results"
+    echo "== $workspace/stack.yaml: $stack as this workspace runs it (see the file's first line)"
+    if [ "$offline" = 0 ]; then echo "   (the first vot command downloads the stack's dataset)"; fi
+else
+    init_args=(initialize "$stack" --workspace "$workspace")
+    if [ "$offline" = 1 ]; then init_args+=(--nodownload); fi
+    echo "== vot ${init_args[*]} (vot-toolkit $toolkit)"
+    if ! "${VOT[@]}" "${init_args[@]}"; then
+        echo "workspace_setup.sh: vot initialize failed (no network? retry, or use --nodownload and fill" \
+             "$workspace/sequences yourself, with a list.txt)" >&2
+    fi
+fi
+if [ "$replica" != 0 ]; then
+    echo "== writing $replica replica sequences (the toolkit's dummy sequences) to $workspace/sequences"
+    "$PY" -m vot_lorat.toolkit.workspace replica --stack "$stack" --output "$workspace/sequences" \
+        --count "$replica" --frames "$replica_frames"
 fi
 cp "$entries" "$workspace/trackers.ini"
+
+if [ "$masks" = 1 ]; then
+    tracker="${sam:+LoRAT-SAM}"; tracker="${tracker:-LoRAT-mask}"
+    answers="masks (the stack's ground truth is masks)"
+else
+    tracker="LoRAT"
+    answers="rectangles (the stack's ground truth is boxes)"
+fi
 echo
-echo "Workspace ready: $workspace"
+echo "Workspace ready: $workspace ($stack, vot-toolkit $toolkit; $tracker answers $answers)"
+if [ "$masks" = 1 ] && [ -n "$sam" ]; then
+    echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-SAM    # SAM masks ($sam_mode mode)"
+fi
+if [ "$masks" = 1 ]; then echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-mask   # box-filled masks"; fi
 echo "  cd $workspace && ${VOT[*]} evaluate LoRAT        # rectangles"
-echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-mask   # box-filled masks"
-if [ -n "$sam" ]; then echo "  cd $workspace && ${VOT[*]} evaluate LoRAT-SAM    # SAM masks ($sam_mode mode)"; fi
-echo "  then: ${VOT[*]} analysis / ${VOT[*]} report / ${VOT[*]} pack LoRAT"
+echo "  cd $workspace && ${VOT[*]} analysis $tracker --format json --name $tracker"
+echo "  cd $workspace && PYTHONPATH=$REPO $PY -m vot_lorat.toolkit.workspace summary analysis/$tracker.json"
+echo "  cd $workspace && ${VOT[*]} report $tracker --format html && ${VOT[*]} pack $tracker"

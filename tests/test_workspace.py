@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from vot_lorat.toolkit.workspace import sam_model_from_path, trackers_ini
+from vot_lorat.toolkit.replica import write_replica
+from vot_lorat.toolkit.stacks import OLDER_TOOLKIT, PROJECT_TOOLKIT, plan_stack
+from vot_lorat.toolkit.workspace import format_headline, headline, main, sam_model_from_path, trackers_ini
 from vot_lorat.weights.checkpoint import variant_from_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +69,6 @@ def test_workspace_setup_arguments(tmp_path):
 
 def test_backbone_only_when_the_weights_need_one(tmp_path, capsys):
     import vot_lorat
-    from vot_lorat.toolkit.workspace import main
 
     weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
     common = ["trackers", "--repo", ROOT, "--python", sys.executable, "--output", str(tmp_path / "trackers.ini")]
@@ -98,3 +99,83 @@ def test_workspace_setup_refuses_missing_weights_before_making_the_workspace(tmp
     assert result.returncode != 0 and "file not found" in result.stderr
     assert not workspace.exists()  # nothing left behind to clean up or to be mistaken for a workspace
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nor the trackers entries written on the way
+
+
+@pytest.mark.parametrize("stack, toolkit, masks, anchors", [
+    ("vot2022/shorttermbox", OLDER_TOOLKIT, False, True),  # multistart (and realtime): 0.9.0 crashes on them
+    ("vot2020/shortterm", OLDER_TOOLKIT, True, True),
+    ("vot2019/shortterm", OLDER_TOOLKIT, False, False),  # supervised
+    ("vots2025/realtime", OLDER_TOOLKIT, True, False),  # the realtime modifier
+    ("vots2024/main", PROJECT_TOOLKIT, True, False),
+    ("vot2022/longterm", PROJECT_TOOLKIT, False, False),
+])
+def test_each_stack_gets_the_toolkit_that_runs_it(stack, toolkit, masks, anchors):
+    plan = plan_stack(stack)
+    assert (plan.toolkit, plan.masks, plan.anchors) == (toolkit, masks, anchors)
+    assert plan.local_copy == stack.endswith("longterm")
+
+
+def test_stacks_for_other_trackers_and_unknown_stacks_are_refused():
+    with pytest.raises(ValueError, match="needs a point tracker"):
+        plan_stack("vots2026/point")
+    with pytest.raises(ValueError, match="started from a text description"):
+        plan_stack("vots2026/referral")
+    with pytest.raises(ValueError, match="no stack 'vot2023/shortterm'.*vot2022/shorttermbox"):
+        plan_stack("vot2023/shortterm")
+
+
+def test_a_longterm_workspace_stack_leaves_out_redetection_and_the_toolkit_reads_it(tmp_path):
+    from vot.stack import Stack
+
+    path = tmp_path / "stack.yaml"
+    assert main(["stack", "--from", "vot2022/longterm", "--output", str(path)]) == 0
+    assert path.read_text().startswith("# vot2022/longterm for vot_lorat, without redetection")
+    stack = Stack.read(str(path))
+    assert list(stack.experiments) == ["longterm"] and len(stack.experiments["longterm"].analyses) == 3
+
+
+def test_replica_of_a_mask_multistart_stack(tmp_path):
+    from vot.dataset import load_dataset
+    from vot.experiment.multistart import find_anchors
+    from vot.region import Mask
+
+    root = tmp_path / "sequences"
+    assert write_replica(plan_stack("vot2020/shortterm"), str(root), count=2, frames=6) == ["dummy00", "dummy01"]
+    dataset = load_dataset(str(root))
+    for name, length in (("dummy00", 6), ("dummy01", 7)):
+        sequence = dataset[name]
+        assert len(sequence) == length and list(sequence.objects()) == ["object"]
+        masks = [sequence.groundtruth(t) for t in range(length)]
+        assert all(isinstance(m, Mask) for m in masks)
+        assert len({int(m.mask.sum()) for m in masks}) == 1 and masks[0].mask.sum() > 5000  # the whole sprite
+        assert find_anchors(sequence) == ([0], [length - 1])
+    with pytest.raises(ValueError, match="already holds sequences"):
+        write_replica(plan_stack("vot2020/shortterm"), str(root), count=1, frames=6)
+
+
+def test_headline_names_the_measures_of_each_stack_family():
+    def experiment(*types):
+        return {"parameters": {"analyses": [{"type": t, "name": None} for t in types]},
+                "results": [[r] for r in RESULTS[:len(types)]]}
+
+    RESULTS = [[0.4], [[0, 0.9, 0.8]], [0.7, 0.95, [0.95, 0.7]]]
+    analysis = {"trackers": {"LoRAT": {}}, "results": {
+        "baseline": experiment("vot.analysis.multistart.EAOScore", "vot.analysis.multistart.EAOCurve",
+                               "vot.analysis.multistart.AverageAccuracyRobustness"),
+        "supervised": experiment("vot.analysis.supervised.EAOScore", "vot.analysis.supervised.EAOCurve",
+                                 "vot.analysis.supervised.AverageAccuracyRobustness")}}
+    rows = headline(analysis)
+    assert rows[0] == {"tracker": "LoRAT", "experiment": "baseline", "eao": 0.4, "accuracy": 0.7, "robustness": 0.95}
+    assert rows[1] == {"tracker": "LoRAT", "experiment": "supervised", "eao": 0.4, "accuracy": 0.7, "failures": 0.95}
+    table = format_headline(rows, {"LoRAT": "LoRAT-tiny"})
+    assert "experiment baseline" in table and "Failures" in table and "LoRAT-tiny       0.400" in table
+
+
+def test_workspace_setup_refuses_a_stack_for_point_trackers_before_making_the_workspace(tmp_path):
+    script = os.path.join(ROOT, "workspace_setup.sh")
+    weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
+    workspace = tmp_path / "ws"
+    result = subprocess.run([script, "--python", sys.executable, "--stack", "vots2026/point", "--weights", weights,
+                             "--workspace", str(workspace)], capture_output=True, text=True)
+    assert result.returncode == 2 and "needs a point tracker" in result.stderr
+    assert not workspace.exists()

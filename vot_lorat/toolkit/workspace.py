@@ -1,7 +1,9 @@
-"""VOT workspace helpers for workspace_setup.sh: tracker registrations, the offline stack, score tables.
+"""VOT workspace helpers for workspace_setup.sh: tracker registrations, stacks, offline sequences, score tables.
 
 ``python -m vot_lorat.toolkit.workspace trackers ...`` writes a workspace's trackers.ini with absolute paths,
-``stack`` writes the offline VOTS-style stack, ``summary`` prints the headline numbers of an analysis.
+``plan STACK`` says which toolkit runs a stack and what it needs, ``stack`` writes the offline VOTS-style stack
+(or, with ``--from``, a workspace's copy of a catalogue stack), ``replica`` writes offline sequences for a stack,
+``summary`` prints the headline numbers of an analysis.
 """
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import os
 import re
 import sys
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..model.config import get_config
 from ..weights.checkpoint import infer_variant, needs_backbone, read_checkpoint
+from .replica import write_replica
 from .settings import ServerSettings
+from .stacks import plan_stack
 
 # the analyses of the toolkit's tests/multiobject stack: VOTS quality, accuracy/robustness, NRE/DRE/ADQ
 DEMO_STACK = """\
@@ -82,42 +86,60 @@ def sam_model_from_path(path: str) -> str:
     return f"vit_{found.group(1)}"
 
 
-def _results_by_type(analysis: Dict) -> Dict[str, Dict[str, List]]:
-    """{experiment: {analysis type: [per-tracker result]}} from ``vot analysis --format json``."""
-    out = {}
-    for experiment, data in analysis["results"].items():
-        kinds = [a["type"].rsplit(".", 1)[-1] for a in data["parameters"]["analyses"]]
-        out[experiment] = dict(zip(kinds, data["results"]))
-    return out
+# The scalar measures of the analyses the catalogue's stacks hold, in the order of each analysis' results; plots and
+# curves are left out. average_accuracy is named by the stack (VOTS: Quality; the short-term stacks: accuracy).
+MEASURES = {
+    "accuracy.AverageAccuracy": (None,),
+    "failures.CumulativeFailureCount": ("total failures",),
+    "longterm.AccuracyRobustness": ("accuracy", "robustness"),
+    "longterm.AverageQualityAuxiliary": ("nre", "dre", "adq"),
+    "longterm.PrecisionRecall": ("precision", "recall", "f-score"),
+    "multistart.EAOScore": ("eao",),
+    "multistart.AverageAccuracyRobustness": ("accuracy", "robustness"),
+    "supervised.EAOScore": ("eao",),
+    "supervised.AverageAccuracyRobustness": ("accuracy", "failures"),
+}
 
 
-def headline(analysis: Dict) -> List[Dict[str, Optional[float]]]:
-    """Per tracker: Quality, Accuracy, Robustness, NRE, DRE, ADQ (None where an analysis is missing / N/A)."""
+def _measure_names(parameters: Dict) -> Tuple[str, ...]:
+    kind = ".".join(parameters["type"].rsplit(".", 2)[-2:])
+    return tuple(n or (parameters.get("name") or "average overlap").lower() for n in MEASURES.get(kind, ()))
+
+
+def headline(analysis: Dict) -> List[Dict]:
+    """One row per experiment and tracker of a ``vot analysis --format json`` output: ``tracker``,
+    ``experiment`` and each scalar measure the experiment's analyses give (VOTS: quality, accuracy, robustness,
+    nre, dre, adq; multistart: eao, accuracy, robustness; supervised: accuracy, failures, eao), None where N/A."""
     trackers = list(analysis["trackers"])
     rows = []
-    for experiment, by_type in _results_by_type(analysis).items():
+    for experiment, data in analysis["results"].items():
         for i, tracker in enumerate(trackers):
-            row: Dict[str, Optional[float]] = {"tracker": tracker, "experiment": experiment}
-            quality = by_type.get("AverageAccuracy")
-            row["quality"] = quality[i][0] if quality else None
-            ar = by_type.get("AccuracyRobustness")
-            row["accuracy"], row["robustness"] = (ar[i][0], ar[i][1]) if ar else (None, None)
-            aux = by_type.get("AverageQualityAuxiliary")
-            row["nre"], row["dre"], row["adq"] = tuple(aux[i][:3]) if aux else (None, None, None)
+            row: Dict = {"tracker": tracker, "experiment": experiment}
+            for parameters, result in zip(data["parameters"]["analyses"], data["results"]):
+                row.update(zip(_measure_names(parameters), result[i]))
             rows.append(row)
     return rows
 
 
-def format_headline(rows: List[Dict[str, Optional[float]]], labels: Optional[Dict[str, str]] = None) -> str:
-    cols = ("quality", "accuracy", "robustness", "nre", "dre", "adq")
+def format_headline(rows: List[Dict], labels: Optional[Dict[str, str]] = None) -> str:
+    """A table per experiment (titled when there are several), trackers by label."""
     labels = labels or {}
+    experiments = list(dict.fromkeys(r["experiment"] for r in rows))
     width = max([len(labels.get(r["tracker"], r["tracker"])) for r in rows] + [7])
-    lines = [f"{'tracker':<{width}}  " + "  ".join(f"{c.upper() if len(c) == 3 else c.capitalize():>10}"
-                                                  for c in cols)]
-    for r in rows:
-        cells = "  ".join(f"{'N/A' if r[c] is None else format(r[c], '.3f'):>10}" for c in cols)
-        lines.append(f"{labels.get(r['tracker'], r['tracker']):<{width}}  {cells}")
-    return "\n".join(lines)
+    blocks = []
+    for experiment in experiments:
+        mine = [r for r in rows if r["experiment"] == experiment]
+        cols = [c for c in dict.fromkeys(k for r in mine for k in r) if c not in ("tracker", "experiment")]
+        if not cols:
+            continue
+        lines = [f"experiment {experiment}"] if len(experiments) > 1 else []
+        lines.append(f"{'tracker':<{width}}  " + "  ".join(f"{c.upper() if len(c) == 3 else c.capitalize():>10}"
+                                                         for c in cols))
+        for r in mine:
+            cells = "  ".join(f"{'N/A' if r.get(c) is None else format(r[c], '.3f'):>10}" for c in cols)
+            lines.append(f"{labels.get(r['tracker'], r['tracker']):<{width}}  {cells}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "no scores: the stack has no analyses (the challenge server scores it)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -139,8 +161,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t.add_argument("--sam-mode", default="crop", choices=["crop", "frame"])
     t.add_argument("--absence-threshold", type=float)
     t.add_argument("--static", action="store_true", help="also register the static baseline")
-    s = sub.add_parser("stack", help="write the offline demo stack")
+    p = sub.add_parser("plan", help="print TOOLKIT MASKS LOCAL_COPY for a stack: the vot-toolkit release that runs "
+                                    "it, 1 when its ground truth is masks, 1 when the workspace needs a copy of it")
+    p.add_argument("stack", help="a catalogue name (vot2022/shorttermbox) or a stack file")
+    s = sub.add_parser("stack", help="write the offline demo stack, or a workspace's copy of --from")
     s.add_argument("--output", required=True)
+    s.add_argument("--from", dest="source", help="the catalogue stack (or stack file) to copy")
+    r = sub.add_parser("replica", help="write offline sequences for a stack (the toolkit's dummy sequences)")
+    r.add_argument("--stack", required=True)
+    r.add_argument("--output", required=True, help="the workspace's sequences folder")
+    r.add_argument("--count", type=int, default=2)
+    r.add_argument("--frames", type=int, default=300)
     m = sub.add_parser("summary", help="headline numbers of a `vot analysis --format json` file")
     m.add_argument("analysis")
     args = parser.parse_args(argv)
@@ -164,10 +195,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             with open(args.output, "w") as f:
                 f.write(text)
             print(f"wrote {args.output} (variant {variant})")
+        elif args.command == "plan":
+            plan = plan_stack(args.stack)
+            print(plan.toolkit, int(plan.masks), int(plan.local_copy))
         elif args.command == "stack":
             with open(args.output, "w") as f:
-                f.write(DEMO_STACK)
+                f.write(plan_stack(args.source).stack_file_text() if args.source else DEMO_STACK)
+        elif args.command == "replica":
+            names = write_replica(plan_stack(args.stack), args.output, args.count, args.frames)
+            print(f"wrote {len(names)} sequences to {args.output}")
         else:
+            if not os.path.isfile(args.analysis):
+                raise ValueError(f"no analysis {args.analysis}: run vot analysis --format json --name NAME first")
             with open(args.analysis) as f:
                 analysis = json.load(f)
             labels = {k: v.get("label", k) for k, v in analysis["trackers"].items()}
