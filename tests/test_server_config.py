@@ -14,6 +14,7 @@ def test_environment_values_are_typed():
     assert (cfg.variant, cfg.absence_threshold, cfg.threads, cfg.sam_multimask, cfg.mask) == \
         ("L-378", 0.3, 2, True, "box")
     assert cfg.weights is None  # blank means unset
+    assert cfg.read_ahead and not ServerSettings.from_env({"LORAT_READ_AHEAD": "0"}).read_ahead
 
 
 def test_unexpanded_variable_from_trackers_ini_is_explained():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import signal
 import sys
@@ -94,7 +95,8 @@ def serve(settings: ServerSettings) -> int:
     frame_device = torch.device("cpu") if settings.variant == "static" else device
     # The toolkit asks for color/00000042.jpg after color/00000041.jpg: 42 is read (on the tracker's device)
     # while 41 is tracked, whenever a read takes long enough to pay for handing it to a thread.
-    with FramePrefetcher(functools.partial(read_frame, device=frame_device), min_read_s=1e-3) as frames:
+    min_read_s = 1e-3 if settings.read_ahead else math.inf
+    with FramePrefetcher(functools.partial(read_frame, device=frame_device), min_read_s=min_read_s) as frames:
         tracker = build_tracker(settings, device)
         session = TrackingSession(tracker, build_mask_generator(settings, device), settings.absence_threshold)
         adapter = TraxAdapter(session, masks=settings.mask != "none", read=frames.read)

@@ -48,6 +48,9 @@ class ServerSettings:
         "report an object absent in a frame when its confidence (0 to 1) is below this; the tracker keeps its "
         "state; none: never (as the paper)"))
     threads: int = option(0, "CPU threads for torch; 0: torch's default (one per core)")
+    read_ahead: bool = option(True, (
+        "1: read the next frame while the current one is tracked; 0: read each frame only when the toolkit sends "
+        "it, so that a realtime experiment's times include the decoding"))
     sam_model: str = option("vit_h", "vit_b, vit_l or vit_h: the SAM that sam-checkpoint holds")
     sam_checkpoint: Optional[str] = option(None, "Meta's sam_vit_{b,l,h}_*.pth, for mask sam; none: no SAM")
     sam_mode: str = option("crop", (
