@@ -121,8 +121,11 @@ def test_a_signal_stops_with_one_line_and_resume_finishes(tmp_path, sig):
     data = "synthetic,split=held_out,sequences=16,frames=60"
     cmd = [sys.executable, "-m", "training", "evaluate", "--variant", "tiny", "--weights", WEIGHTS, "--threads",
            "1", "--data", data, "--output", str(out)]
+    # SIGINT as a terminal's Ctrl-C delivers it: a shell starts background jobs with SIGINT ignored, and a Python
+    # started so never turns it into KeyboardInterrupt
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     done = out / "synthetic-held-out" / evaluation.DONE_FILE
     try:
         deadline = time.time() + 120

@@ -42,9 +42,12 @@ TINY_LORA = ["--variant", "tiny", "--data", "synthetic,sequences=20,frames=30", 
 def test_lora_run_without_backbone_is_refused(tmp_path, capsys):
     assert cli_main(["train", *TINY_LORA, "--output", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err
-    assert "--backbone" in err and "--full-finetune" in err and "--random-backbone" in err
+    assert "--backbone" in err and "--full-finetune" in err and "--random-backbone" not in err  # a test switch
     assert not (tmp_path / "refused" / "model.safetensors").exists()
-    # tests and speed benchmarks may train adapters on a random ViT, when they say so
+    # tests may train adapters on a random ViT, when they say so; users' --help does not offer it
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    assert "--random-backbone" not in capsys.readouterr().out
     assert cli_main(["train", *TINY_LORA, "--random-backbone", "--output", str(tmp_path / "random")]) == 0
     assert (tmp_path / "random" / "model.safetensors").is_file()
 

@@ -85,7 +85,8 @@ class TrainConfig:
     lora_dropout: float = option(0.0, "dropout on the LoRA input")
     full_finetune: bool = option(False, "train every weight without LoRA (for a ViT without pretrained weights)")
     random_backbone: bool = option(False, "allow LoRA on a random ViT (tests and speed benchmarks: the random "
-                                          "weights are not saved, so the result cannot be evaluated later)")
+                                          "weights are not saved, so the result cannot be evaluated later)",
+                                   hidden=True)
     layer_scale_init: float = option(1e-5, "LayerScale gamma of a randomly initialised ViT (DINOv2's is 1e-5)")
     seed: int = option(42, "seed of the model's initialisation and of the sample stream")  # the official default
     device: str = option("auto", "auto (cuda when available; under torchrun this rank's GPU), cpu, cuda or cuda:N")

@@ -165,8 +165,7 @@ def check_recipe(cfg: TrainConfig) -> None:
     if not (cfg.backbone or cfg.full_finetune or cfg.random_backbone):
         raise ValueError("a LoRA run needs the pretrained DINOv2 weights its adapters build on: pass --backbone "
                          "PATH (Meta's dinov2_vit*14_pretrain.pth or a timm .safetensors). Without pretrained weights "
-                         "train every weight with --full-finetune; --random-backbone trains LoRA on a random ViT "
-                         "(tests and speed benchmarks only: the random ViT is not saved)")
+                         "train every weight with --full-finetune")
     if cfg.val_data and cfg.val_interval < 1:
         raise ValueError(f"--val-interval must be at least 1 epoch, got {cfg.val_interval}")
 

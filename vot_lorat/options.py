@@ -24,7 +24,7 @@ _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 def option(default: Any = MISSING, help: str = "", *, factory: Optional[Callable[[], Any]] = None,
            choices: Optional[Sequence[Any]] = None, flag: Optional[str] = None,
-           metavar: Optional[str] = None) -> Any:
+           metavar: Optional[str] = None, hidden: bool = False) -> Any:
     """A dataclass field with the help text its flag shows.
 
     Args:
@@ -34,8 +34,10 @@ def option(default: Any = MISSING, help: str = "", *, factory: Optional[Callable
         choices: the allowed values; flags, environment variables and :func:`check_choices` refuse others.
         flag: the flag when it is not ``--field-name``.
         metavar: the value's shape in the help.
+        hidden: a flag for tests and benchmarks: accepted, left out of ``--help``.
     """
-    metadata = {"help": help, "flag": flag, "metavar": metavar, "choices": tuple(choices) if choices else None}
+    metadata = {"help": help, "flag": flag, "metavar": metavar, "choices": tuple(choices) if choices else None,
+                "hidden": hidden}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -89,7 +91,8 @@ def _argument(path: Tuple[str, ...], f: dataclasses.Field, kind: Any, env_name: 
         notes.append(f"default: {default}")
     if notes:
         help_text += " (" + "; ".join(notes) + ")"
-    kwargs: Dict[str, Any] = {"dest": ".".join(path), "default": None, "help": help_text.replace("%", "%%")}
+    shown = argparse.SUPPRESS if f.metadata.get("hidden") else help_text.replace("%", "%%")
+    kwargs: Dict[str, Any] = {"dest": ".".join(path), "default": None, "help": shown}
     if default is MISSING:
         kwargs["required"] = True
     kind = _plain(kind)
