@@ -87,11 +87,12 @@ def forward_file(folder: Path, tracker: str) -> Path:
     return folder / f"forward_{tracker}.jsonl"
 
 
-def build_workspace(folder: Path, checkouts: Dict[str, Path], size, threads: int, device: str) -> None:
+def build_workspace(folder: Path, checkouts: Dict[str, Path], size, threads: int, device: str,
+                    sequences: int) -> None:
     from training.vot_sequences import make_vot_sequences
 
     demo = folder / "demo_sequences"
-    make_vot_sequences(str(demo), count=6, frames=80, objects=3)  # what workspace_setup.sh --demo writes
+    make_vot_sequences(str(demo), count=sequences, frames=80, objects=3)  # as workspace_setup.sh --demo writes
     if size is None:
         shutil.copytree(demo, folder / "sequences")
     else:
@@ -166,6 +167,8 @@ def main() -> None:
                         help="LABEL=PATH of a vot_lorat checkout to run the TraX server from (repeatable)")
     parser.add_argument("--frame-size", default="1920x1080", help="WIDTHxHEIGHT, or native (the demo's sizes)")
     parser.add_argument("--repeats", type=int, default=3, help="vot evaluate rounds, every tracker in each")
+    parser.add_argument("--sequences", type=int, default=6,
+                        help="the first N of the demo's sequences (default: all 6, with 1, 2, 3, 1, 2, 3 objects)")
     parser.add_argument("--model-iters", type=int, default=100, help="timed forward passes per object count")
     parser.add_argument("--workspace", type=Path, help="build the workspace here (default: a temporary folder)")
     add_common_args(parser)
@@ -179,7 +182,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lorat-vot-speed-") as scratch:
         folder = args.workspace or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        build_workspace(folder, checkouts, size, args.threads, device.type if device.index is None else str(device))
+        build_workspace(folder, checkouts, size, args.threads, device.type if device.index is None else str(device),
+                        args.sequences)
         objects = {p.name: len(list(p.glob("groundtruth_*.txt"))) for p in (folder / "sequences").iterdir()
                    if p.is_dir()}
         model = load_model("tiny", None, str(REPO / WEIGHTS), device=device)

@@ -18,6 +18,7 @@ import pytest
 from training.cli import main as cli_main
 from training.config import TrainConfig
 
+from help_texts import PYTHON, help_text as command_help
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -121,6 +122,7 @@ def run_piped(argv: List[str], cwd: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow  # two runs of each command, on a pseudo-terminal and piped
 @pytest.mark.parametrize("argv", [EVALUATE, TRAIN], ids=["evaluate", "train"])
 def test_progress_bar_on_a_terminal_only_and_not_with_quiet(tmp_path, argv):
     shown = run_on_terminal([*argv, "--output", str(tmp_path / "tty")], str(tmp_path))
@@ -144,14 +146,13 @@ def test_a_run_ends_with_its_training_curves(tmp_path):
 # ----- one list syntax
 
 
+@pytest.mark.slow  # a Python that imports torch per script (shared with test_readme's recipe checks)
 @pytest.mark.parametrize("script", sorted(f for f in os.listdir(os.path.join(ROOT, "benchmarks"))
                                           if f.endswith("_speed.py")))
 def test_benchmark_lists_are_comma_separated(script):
     """Every list option of every benchmark takes ``1,4,16``, never ``1 4 16`` (argparse shows ``X [X ...]``)."""
-    result = subprocess.run([sys.executable, os.path.join("benchmarks", script), "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert result.returncode == 0, result.stderr
-    spaced = re.findall(r"--[\w-]+ (\w+) \[\1 \.\.\.\]", result.stdout)
+    text = command_help((PYTHON, os.path.join(ROOT, "benchmarks", script), "--help"))  # shared with test_readme
+    spaced = re.findall(r"--[\w-]+ (\w+) \[\1 \.\.\.\]", text)
     assert not spaced, f"{script}: space-separated lists {spaced}; use comma-separated values"
 
 

@@ -115,6 +115,7 @@ def _rows(path):
     return [json.loads(line) for line in open(path)] if path.exists() else []
 
 
+@pytest.mark.slow  # an evaluation stopped half-way, then resumed
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_a_signal_stops_with_one_line_and_resume_finishes(tmp_path, sig):
     out = tmp_path / "eval"

@@ -19,7 +19,6 @@ Rules the documents follow (this test enforces them):
 """
 from __future__ import annotations
 
-import functools
 import glob
 import os
 import re
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import pytest
+
+from help_texts import PYTHON, help_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READMES = ("README.md", "benchmarks/README.md", "vot_lorat/checkpoints/README.md",
@@ -243,7 +244,7 @@ def help_command(argv: List[str]) -> Optional[Tuple[Tuple[str, ...], List[str]]]
     ``torchrun ... -m training train ...`` gives two: torchrun's own options (before ``-m``) are checked
     by :func:`recipe_checks` against torchrun's help."""
     program = os.path.basename(argv[0])
-    python = os.path.join(ROOT, ".venv", "bin", "python")
+    python = PYTHON
     if program in ("python", "python3") and len(argv) > 2 and argv[1] == "-m":
         base, module, rest = (python, "-m", argv[2]), argv[2], argv[3:]
     elif program in ("python", "python3") and len(argv) > 1 and argv[1].endswith(".py"):
@@ -251,7 +252,7 @@ def help_command(argv: List[str]) -> Optional[Tuple[Tuple[str, ...], List[str]]]
     elif program.endswith(".sh"):
         base, module, rest = (os.path.join(ROOT, argv[0]),), program, argv[1:]
     elif program == "vot":
-        base, module, rest = (os.path.join(ROOT, ".venv", "bin", "vot"),), "vot", argv[1:]
+        base, module, rest = (os.path.join(os.path.dirname(PYTHON), "vot"),), "vot", argv[1:]
     else:
         return None
     if module in SUBCOMMAND_PROGRAMS and rest and not rest[0].startswith("-"):
@@ -262,25 +263,19 @@ def help_command(argv: List[str]) -> Optional[Tuple[Tuple[str, ...], List[str]]]
 def recipe_checks(argv: List[str]) -> List[Tuple[Tuple[str, ...], List[str]]]:
     if os.path.basename(argv[0]) == "torchrun":
         split = argv.index("-m")
-        torchrun = (os.path.join(ROOT, ".venv", "bin", "python"), "-m", "torch.distributed.run", "--help")
+        torchrun = (PYTHON, "-m", "torch.distributed.run", "--help")
         return [(torchrun, argv[1:split]), *recipe_checks(["python", *argv[split:]])]
     found = help_command(argv)
     return [found] if found else []
-
-
-@functools.lru_cache(maxsize=None)
-def help_text(cmd: Tuple[str, ...]) -> str:
-    result = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            timeout=120)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}"
-    return result.stdout
 
 
 def _flags(words: List[str]) -> List[str]:
     return [w.split("=", 1)[0] for w in words if re.match(r"^--[A-Za-z]", w)]
 
 
-@pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in CODE_BLOCKS if b.mode == "flags-only"])
+# slow: each command's --help starts a Python that imports torch
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id, marks=[pytest.mark.slow])
+                                   for b in CODE_BLOCKS if b.mode == "flags-only"])
 def test_recipe_flags_exist(block: Block):
     assert block.language == "bash", f"{block.id}: only bash recipes can be checked flag by flag"
     unknown = []

@@ -116,6 +116,7 @@ def test_a_device_that_is_not_there_is_one_line_of_error(tmp_path, capsys):
     assert err.startswith("error: device 'cuda:99' asked") and err.count("\n") == 1, err
 
 
+@pytest.mark.slow  # a few hundred training steps
 def test_loss_falls_from_scratch(tmp_path):
     cfg = _cfg(tmp_path, epochs=1, samples_per_epoch=960, batch_size=16, log_every=1, warmup_epochs=0.1)
     train(cfg)

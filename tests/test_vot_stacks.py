@@ -85,8 +85,10 @@ def test_multistart_stack_with_anchors_and_its_realtime_experiment(tmp_path):
     # realtime: the toolkit timed every answer it waited for (0: a frame the tracker was late for got its last answer)
     times = [float(v) for v in (ws / "results" / "LoRAT" / "realtime" / "dummy00" /
                                 "dummy00_00000000_time.value").read_text().split()]
+    # (how many were late depends on the machine's load: the test asks only that the waited-for ones were timed;
+    # the grace of 3 makes the toolkit wait for the first answers after the initialisation, however slow)
     assert len(times) == len(groundtruth) and times[0] > 0 and all(t >= 0 for t in times)
-    assert sum(t > 0 for t in times) > len(times) // 4
+    assert any(t > 0 for t in times[1:4])
 
     rows = scores(ws, executable, "LoRAT", "static")
     lorat, static = rows[("baseline", "LoRAT")], rows[("baseline", "static")]

@@ -90,6 +90,7 @@ def test_workspace_setup_uses_the_python_it_is_given(tmp_path):
     assert bare.returncode == 2 and "/bin/false cannot import vot_lorat's dependencies" in bare.stderr
 
 
+@pytest.mark.slow  # workspace_setup.sh, several times
 def test_workspace_setup_refuses_missing_weights_before_making_the_workspace(tmp_path):
     script = os.path.join(ROOT, "workspace_setup.sh")
     workspace = tmp_path / "vot_workspace"
@@ -171,6 +172,7 @@ def test_headline_names_the_measures_of_each_stack_family():
     assert "experiment baseline" in table and "Failures" in table and "LoRAT-tiny       0.400" in table
 
 
+@pytest.mark.slow  # workspace_setup.sh
 def test_workspace_setup_refuses_a_stack_for_point_trackers_before_making_the_workspace(tmp_path):
     script = os.path.join(ROOT, "workspace_setup.sh")
     weights = os.path.join(ROOT, "vot_lorat", "checkpoints", "lorat_tiny_synthetic.safetensors")
