@@ -41,8 +41,8 @@ ANNOTATION = re.compile(
     r"^<!--\s*readme-test:\s*(slow|after-demo|flags-only|output-of-previous|output-of-demo)\b\s*(.*?)\s*-->\s*$")
 OUTPUT_MODES = ("output-of-previous", "output-of-demo")
 # the copy leaves out what .gitignore names: environments, caches, run and workspace folders
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", "*.egg-info", "build", "dist",
-                                     ".pytest_cache", ".ruff_cache", "runs", "workspaces", "demo_workspace",
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", ".venv-*", "__pycache__", "*.pyc", "*.egg-info", "build",
+                                     "dist", ".pytest_cache", ".ruff_cache", "runs", "workspaces", "demo_workspace",
                                      "vot_workspace")
 # `./run_tests.sh` is this test suite: rerunning it from inside itself would never end. CI runs
 # `./run_tests.sh --all` (see test_the_test_command_is_what_ci_runs), which is what the README promises of it.
