@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import training.checkpointing as checkpointing
 import vot_lorat
@@ -19,23 +18,7 @@ from training.cli import main as cli_main
 from training.miniature import write_lasot
 from vot_lorat.model.config import get_config
 
-ARGS = ["--variant", "tiny", "--full-finetune", "--layer-scale-init", "1.0", "--data",
-        "synthetic,sequences=200,frames=60", "--epochs", "2", "--samples-per-epoch", "64", "--batch-size", "8",
-        "--lr", "1e-3", "--warmup-epochs", "0.5", "--workers", "0", "--threads", "1", "--log-every", "1",
-        "--checkpoint-interval", "1", "--no-eval", "--quiet"]
-
-
-def train_cli(out, *extra: str) -> int:
-    return cli_main(["train", *ARGS, "--output", str(out), *extra])
-
-
-def step_name(step: int) -> str:
-    return f"step_{step:09d}"
-
-
-def weights_equal(a, b) -> bool:
-    wa, wb = load_file(str(a)), load_file(str(b))
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+from test_run_safety import ARGS, step_name, train_cli, weights_equal  # the same short run
 
 
 @pytest.fixture(scope="module")
