@@ -35,7 +35,7 @@ from vot_lorat.weights.files import WeightFileError
 from vot_lorat.weights.loading import load_checkpoint
 
 from . import distributed
-from .atomic_write import write_error, write_json
+from vot_lorat.atomic_write import write_error, write_json
 from .distributed import Process
 
 log = logging.getLogger(__name__)

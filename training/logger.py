@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import Dict, List
 
 from tqdm import tqdm
+
+from vot_lorat.atomic_write import write_text
 
 LOG_FILE = "log.jsonl"
 SUPERSEDED_FILE = "log.superseded.jsonl"
@@ -48,10 +49,7 @@ def continue_log(path: str, step: int) -> None:
         log.info("%s: %d row(s) after step %d, from before the resume, moved to %s", path, len(later), step,
                  superseded)
     if torn or later or not text.endswith("\n"):
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=os.path.dirname(os.path.abspath(path)))
-        with os.fdopen(fd, "w") as f:
-            f.writelines(line + "\n" for line in keep)
-        os.replace(tmp, path)
+        write_text(path, "".join(line + "\n" for line in keep))
 
 
 class RunLogger:

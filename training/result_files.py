@@ -31,7 +31,7 @@ import numpy as np
 
 from vot_lorat.tracking import box as bx
 
-from .atomic_write import write_file, write_text
+from vot_lorat.atomic_write import write_file, write_text
 from .data.annotations import Problem, read_boxes
 from .data.sequence import SequenceDataset
 
@@ -86,7 +86,7 @@ class ResultFormat:
 
     def write(self, folder: str, sequence: str, boxes_xyxy: np.ndarray, seconds: np.ndarray) -> List[str]:
         """Write one sequence's results (and, for GOT-10k, the tracking time of each frame in seconds), each
-        file whole or not at all (:mod:`training.atomic_write`); returns the files written."""
+        file whole or not at all (:mod:`vot_lorat.atomic_write`); returns the files written."""
         path = self.path(folder, sequence)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         written = []

@@ -18,7 +18,7 @@ from typing import List
 import cv2
 import numpy as np
 
-from .atomic_write import write_text
+from vot_lorat.atomic_write import write_text
 from .data.folders import read_list
 from .data.synthetic import HELD_OUT_SEED_OFFSET, SyntheticScene
 

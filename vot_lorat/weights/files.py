@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from typing import Dict, Optional, Tuple
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from ..atomic_write import write_file
 
 
 class WeightFileError(ValueError):
@@ -66,22 +67,12 @@ def read_with_metadata(path: str, what: str = "weight file",
 
 def atomic_save_safetensors(state: Dict[str, torch.Tensor], path: str,
                             metadata: Optional[Dict[str, str]] = None) -> None:
-    """Write safetensors through a temporary file and a rename, so a crash never leaves half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Write safetensors through a temporary file and a rename (:mod:`vot_lorat.atomic_write`), so a crash or a
+    full disk never leaves half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a weight file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = save(tensors, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    write_file(path, lambda f: f.write(data), binary=True)
 
 
 def optional_path(path: Optional[str]) -> Optional[str]:
