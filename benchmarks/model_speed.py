@@ -31,18 +31,8 @@ from vot_lorat.model.config import VARIANTS
 from vot_lorat.tracking.crop import token_mask
 from vot_lorat.tracking.tracker import PRECISIONS, precision_context, quantize_int8
 
-from common import (
-    add_common_args,
-    apply_threads,
-    csv_ints,
-    csv_list,
-    device_name,
-    emit_tables,
-    markdown_table,
-    summarize,
-    time_calls,
-    write_json,
-)
+from common import (add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables, markdown_table,
+                    summarize, time_calls, write_json)
 
 MODES = {"eager": None, "compile": "default", "cuda-graphs": "reduce-overhead"}  # torch.compile mode
 Inputs = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (z, x, z_feat_mask)

@@ -22,17 +22,8 @@ from segment_anything.modeling import Sam
 from vot_lorat.masks.sam import (GUARDS, MODES, SAM_MODEL_TYPES, SAM_PRECISIONS, SamMaskGenerator, SamOptions,
                                  load_sam)
 
-from common import (
-    add_common_args,
-    apply_threads,
-    csv_choices,
-    csv_ints,
-    emit_tables,
-    markdown_table,
-    summarize,
-    time_calls,
-    write_json,
-)
+from common import (add_common_args, apply_threads, csv_choices, csv_ints, emit_tables, markdown_table, summarize,
+                    time_calls, write_json)
 
 
 def synthetic_frame(width: int, height: int, objects: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:

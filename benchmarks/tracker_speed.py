@@ -58,17 +58,8 @@ from vot_lorat.model.network import LoRAT
 from vot_lorat.tracking import box as bx
 from vot_lorat.tracking.tracker import PRECISIONS, LoRATTracker, precision_context
 
-from common import (
-    add_common_args,
-    apply_threads,
-    csv_ints,
-    csv_list,
-    device_name,
-    emit_tables,
-    markdown_table,
-    time_calls,
-    write_json,
-)
+from common import (add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables, markdown_table,
+                    time_calls, write_json)
 from trax_server_timed import read_forward_times
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,19 +37,8 @@ from training.trainer import build_training_model
 from vot_lorat.device import PRECISIONS, resolve_precision
 from vot_lorat.model.config import VARIANTS, get_config
 
-from common import (
-    PeakMemory,
-    add_common_args,
-    apply_threads,
-    csv_ints,
-    csv_list,
-    device_name,
-    emit_tables,
-    markdown_table,
-    summarize,
-    time_calls,
-    write_json,
-)
+from common import (PeakMemory, add_common_args, apply_threads, csv_ints, csv_list, device_name, emit_tables,
+                    markdown_table, summarize, time_calls, write_json)
 
 
 def source_name(source: DataSource) -> str:

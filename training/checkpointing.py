@@ -29,13 +29,13 @@ try:
 except ImportError:  # numpy 1
     from numpy.core.multiarray import _reconstruct
 
+from vot_lorat.atomic_write import write_error, write_json
 from vot_lorat.model.network import LoRAT
 from vot_lorat.weights.checkpoint import read_checkpoint, save_checkpoint
 from vot_lorat.weights.files import WeightFileError
 from vot_lorat.weights.loading import load_checkpoint
 
 from . import distributed
-from vot_lorat.atomic_write import write_error, write_json
 from .distributed import Process
 
 log = logging.getLogger(__name__)

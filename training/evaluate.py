@@ -25,13 +25,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from vot_lorat.atomic_write import write_error, write_json
 from vot_lorat.frames.read_ahead import read_ahead
 from vot_lorat.model.network import LoRAT
 from vot_lorat.tracking import box as bx
 from vot_lorat.tracking.tracker import LoRATTracker
 
 from . import distributed, run_folder
-from vot_lorat.atomic_write import write_error, write_json
 from .data.lasot import present_frames
 from .data.sequence import Sequence, SequenceDataset
 from .metrics import got10k_ious, got10k_summary, ope_curves, ope_summary

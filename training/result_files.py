@@ -29,9 +29,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from vot_lorat.atomic_write import write_file, write_text
 from vot_lorat.tracking import box as bx
 
-from vot_lorat.atomic_write import write_file, write_text
 from .data.annotations import Problem, read_boxes
 from .data.sequence import SequenceDataset
 

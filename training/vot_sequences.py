@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vot_lorat.atomic_write import write_text
+
 from .data.folders import read_list
 from .data.synthetic import HELD_OUT_SEED_OFFSET, SyntheticScene
 

@@ -10,16 +10,8 @@ from ..model.backbone import create_vit
 from ..model.config import LoRATConfig, get_config
 from ..model.lora import iter_lora, merge_lora, set_lora_scaling
 from ..model.network import LoRAT
-from .checkpoint import (
-    LORA,
-    MERGED,
-    BackboneNotLoRATError,
-    LoRATCheckpoint,
-    check_compatible,
-    infer_variant,
-    needs_backbone,
-    read_checkpoint,
-)
+from .checkpoint import (LORA, MERGED, BackboneNotLoRATError, LoRATCheckpoint, check_compatible, infer_variant,
+                         needs_backbone, read_checkpoint)
 from .files import WeightFileError, optional_path, read_state_dict
 from .formats import dinov2_to_lorat, dinov2_to_timm, infer_dinov2
 
